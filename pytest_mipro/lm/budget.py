@@ -1,0 +1,53 @@
+"""A spending limit shared by every LM call made while it is active."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..errors import BudgetExceeded, ConfigError
+
+
+@dataclass
+class Budget:
+    """Counts uncached LM calls and their cost; raises :class:`BudgetExceeded` past a limit.
+
+    Cached replies are free and never refused, so a rerun of a finished run always completes.
+    """
+
+    max_calls: int | None = None
+    max_cost: float | None = None
+    calls: int = 0
+    cost: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_calls is not None and self.max_calls < 1:
+            raise ConfigError(f"max_lm_calls must be a positive integer, got {self.max_calls!r}")
+        if self.max_cost is not None and self.max_cost <= 0:
+            raise ConfigError(f"max_cost must be a positive number of dollars, got {self.max_cost!r}")
+
+    def reserve(self) -> None:
+        """Claim one call, or raise when the budget is spent."""
+        with self._lock:
+            if self.exhausted:
+                raise BudgetExceeded(self.describe())
+            self.calls += 1
+
+    def add_cost(self, cost: float) -> None:
+        with self._lock:
+            self.cost += cost
+
+    @property
+    def exhausted(self) -> bool:
+        over_calls = self.max_calls is not None and self.calls >= self.max_calls
+        over_cost = self.max_cost is not None and self.cost >= self.max_cost
+        return over_calls or over_cost
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_calls is not None:
+            parts.append(f"{self.calls}/{self.max_calls} LM calls")
+        if self.max_cost is not None:
+            parts.append(f"${self.cost:.4f}/${self.max_cost:.4f}")
+        return "budget spent: " + ", ".join(parts)

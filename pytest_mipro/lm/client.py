@@ -1,0 +1,188 @@
+"""``LM``: a model behind litellm with a disk cache, retries, timeouts and usage counts."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .. import config
+from ..errors import ConfigError, LMError
+from ._litellm import get_litellm
+from .cache import cache_dir, open_cache, request_key
+
+Messages = list[dict[str, Any]]
+
+# Errors worth retrying: rate limits, timeouts, overloaded or flaky servers.
+_TRANSIENT = (
+    "RateLimitError",
+    "Timeout",
+    "APIConnectionError",
+    "ServiceUnavailableError",
+    "InternalServerError",
+    "APIError",
+)
+
+
+@dataclass
+class Usage:
+    """What an LM has spent. ``calls`` counts requests sent to the provider (not cache hits)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, *, cached: bool, prompt_tokens: int = 0, completion_tokens: int = 0, cost: float = 0.0) -> None:
+        with self._lock:
+            if cached:
+                self.cache_hits += 1
+                return
+            self.calls += 1
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            self.cost += cost
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    cached: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+class LM:
+    """A language model reached through litellm.
+
+    ``LM("openai/gpt-4o-mini", temperature=0.0)``; ``LM("local/gemma-3-270m")`` runs the
+    embedded model in-process. Extra keyword arguments (``api_base``, ``stop``, ...) go to
+    ``litellm.completion``. ``copy(**changes)`` shares the usage counter with the original.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        num_retries: int = 3,
+        timeout: float = 120.0,
+        cache: bool = True,
+        usage: Usage | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, str) or "/" not in model:
+            raise ConfigError(
+                f"model {model!r} must be a litellm model string 'provider/name', "
+                "e.g. 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest' or 'local/gemma-3-270m'"
+            )
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.num_retries = num_retries
+        self.timeout = timeout
+        self.cache = cache
+        self.kwargs = kwargs
+        self.usage = usage if usage is not None else Usage()
+
+    def __repr__(self) -> str:
+        return f"LM({self.model!r}, temperature={self.temperature})"
+
+    def copy(self, **changes: Any) -> LM:
+        params = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "num_retries": self.num_retries,
+            "timeout": self.timeout,
+            "cache": self.cache,
+            "usage": self.usage,
+            **self.kwargs,
+        }
+        params.update(changes)
+        return LM(self.model, **params)
+
+    def params(self) -> dict[str, Any]:
+        """Request parameters that can change a reply (part of the cache key and fingerprints)."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.kwargs}
+
+    def __call__(self, messages: Messages, **overrides: Any) -> str:
+        return self.complete(messages, **overrides).text
+
+    def complete(self, messages: Messages, *, sample_id: int | None = None, **overrides: Any) -> Completion:
+        """One completion: from the cache when possible, else from the provider with retries."""
+        settings = config.current()
+        if sample_id is None:
+            sample_id = settings.sample_id
+        params = {**self.params(), **overrides}
+        use_cache = self.cache and settings.cache
+        store = open_cache(cache_dir(settings.cache_dir)) if use_cache else None
+        key = request_key(self.model, messages, params, sample_id)
+        if store is not None:
+            hit = store.get(key)
+            if hit is not None:
+                self.usage.record(cached=True)
+                return Completion(text=hit["text"], cached=True)
+        if settings.budget is not None:
+            settings.budget.reserve()
+        result = self._call_with_retries(messages, params, sample_id)
+        if settings.budget is not None:
+            settings.budget.add_cost(result.cost)
+        self.usage.record(
+            cached=False,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cost=result.cost,
+        )
+        if store is not None:
+            store.set(key, {"text": result.text})
+        return result
+
+    def _call_with_retries(self, messages: Messages, params: dict[str, Any], sample_id: int | None) -> Completion:
+        litellm = get_litellm()
+        request = dict(params)
+        if sample_id is not None and params.get("temperature", 0) > 0 and "seed" not in request:
+            request["seed"] = sample_id  # distinct samples where the provider honours seeds
+        for attempt in range(self.num_retries + 1):
+            try:
+                response = litellm.completion(
+                    model=self.model, messages=messages, timeout=self.timeout, num_retries=0, **request
+                )
+                return _to_completion(litellm, response)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                transient = type(exc).__name__ in _TRANSIENT
+                if not transient or attempt == self.num_retries:
+                    with self.usage._lock:
+                        self.usage.errors += 1
+                    raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+                time.sleep(_backoff(attempt))
+        raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 1, 2, 4, 8 s, capped at 30 s."""
+    return min(30.0, 2.0**attempt) * (0.5 + random.random() / 2)
+
+
+def _to_completion(litellm: Any, response: Any) -> Completion:
+    text = response.choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # noqa: BLE001 - litellm raises for models it has no price for
+            cost = 0.0
+    return Completion(text, False, prompt_tokens, completion_tokens, float(cost or 0.0))

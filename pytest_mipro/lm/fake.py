@@ -1,0 +1,65 @@
+"""Deterministic fake models for tests and docs: a litellm custom provider named ``fake``.
+
+    register_fake_model("router", lambda messages, params: "Team: billing")
+    lm = LM("fake/router")
+
+Because the replies go through litellm like any other model's, the cache, retries, usage
+counts and budgets are exercised for real.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+PROVIDER = "fake"
+Responder = Callable[[list[dict[str, Any]], dict[str, Any]], str]
+
+_RESPONDERS: dict[str, Responder] = {}
+_LOCK = threading.Lock()
+
+
+def register_fake_model(name: str, responder: Responder) -> str:
+    """Make ``fake/<name>`` answer with ``responder(messages, params)``; returns the model string."""
+    with _LOCK:
+        _RESPONDERS[name] = responder
+    return f"{PROVIDER}/{name}"
+
+
+def unregister_fake_model(name: str) -> None:
+    with _LOCK:
+        _RESPONDERS.pop(name, None)
+
+
+def _count_words(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in messages)
+
+
+def _make_handler_class() -> type:
+    from litellm import CustomLLM, Usage
+
+    class FakeHandler(CustomLLM):  # type: ignore[misc]
+        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            params = dict(kwargs.get("optional_params") or {})
+            with _LOCK:
+                responder = _RESPONDERS.get(model)
+            if responder is None:
+                raise KeyError(f"no fake model {model!r} is registered; call register_fake_model({model!r}, ...)")
+            text = responder(messages, params)
+            response = kwargs["model_response"]
+            response.choices[0].message.content = text
+            prompt_tokens, completion_tokens = _count_words(messages), len(text.split())
+            response.usage = Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+            response.model = f"{PROVIDER}/{model}"
+            return response
+
+    return FakeHandler
+
+
+def FakeHandler() -> Any:  # noqa: N802 - builds the handler class only once litellm is imported
+    return _make_handler_class()()

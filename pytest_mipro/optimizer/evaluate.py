@@ -1,0 +1,139 @@
+"""``Evaluate``: run a program over examples in a thread pool and score it with a metric."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BudgetExceeded, MiproError
+from ..example import Example, Prediction
+from ..program import Module
+
+log = logging.getLogger("pytest_mipro")
+Metric = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    """One example's outcome. ``error`` is set when the program raised; ``parse_error`` when the reply did not parse."""
+
+    example: Example
+    prediction: Prediction | None
+    score: float
+    error: str | None = None
+
+    @property
+    def parse_error(self) -> str | None:
+        return self.prediction.parse_error if self.prediction is not None else None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.parse_error is not None
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Score in [0, 1] (mean of per-example scores) and every example's result, in devset order."""
+
+    score: float
+    results: list[ExampleResult] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.error is not None for r in self.results)
+
+    @property
+    def parse_failures(self) -> int:
+        return sum(r.parse_error is not None for r in self.results)
+
+    def worst(self, k: int = 5) -> list[ExampleResult]:
+        return sorted(self.results, key=lambda r: r.score)[:k]
+
+
+class TooManyErrors(MiproError):
+    """More examples raised than ``max_errors`` allows."""
+
+
+def metric_score(metric: Metric, example: Example, prediction: Prediction, trace: Any = None) -> float:
+    """The metric's value as a float in [0, 1]; bools become 0/1. Failed parses score 0."""
+    if prediction.parse_error is not None:
+        return 0.0
+    value = metric(example, prediction, trace)
+    score = float(value)
+    if not 0.0 <= score <= 1.0:
+        raise ValueError(f"metric returned {value!r}; metrics must return a bool or a number in [0, 1]")
+    return score
+
+
+class Evaluate:
+    """``Evaluate(devset=..., metric=..., num_threads=8)(program)`` -> :class:`EvaluationResult`.
+
+    Exceptions in the program or metric score 0 and count as errors; past ``max_errors``
+    the evaluation stops with :class:`TooManyErrors`. Running out of budget propagates.
+    """
+
+    def __init__(
+        self,
+        *,
+        devset: Sequence[Example],
+        metric: Metric,
+        num_threads: int | None = None,
+        max_errors: int | None = None,
+        display_progress: bool = False,
+        provide_traceback: bool = False,
+    ) -> None:
+        self.devset = list(devset)
+        self.metric = metric
+        self.num_threads = num_threads or 1
+        self.max_errors = 10 if max_errors is None else max_errors
+        self.display_progress = display_progress
+        self.provide_traceback = provide_traceback
+
+    def __call__(self, program: Module, devset: Sequence[Example] | None = None) -> EvaluationResult:
+        examples = list(self.devset if devset is None else devset)
+        state = _ErrorCount(self.max_errors)
+        if self.num_threads <= 1 or len(examples) <= 1:
+            results = [self._run_one(program, ex, state) for ex in examples]
+        else:
+            with ThreadPoolExecutor(self.num_threads) as pool:
+                futures = [pool.submit(contextvars.copy_context().run, self._run_one, program, ex, state) for ex in examples]
+                results = [f.result() for f in futures]
+        score = sum(r.score for r in results) / len(results) if results else 0.0
+        if self.display_progress:
+            log.info("Evaluated %d examples: score %.3f", len(results), score)
+        return EvaluationResult(score, results)
+
+    def _run_one(self, program: Module, example: Example, errors: _ErrorCount) -> ExampleResult:
+        try:
+            prediction = program(**example.inputs())
+            return ExampleResult(example, prediction, metric_score(self.metric, example, prediction))
+        except (BudgetExceeded, TooManyErrors):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing example scores 0, up to max_errors
+            errors.add(exc, self.provide_traceback)
+            return ExampleResult(example, None, 0.0, error=f"{type(exc).__name__}: {exc}")
+
+
+class _ErrorCount:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, exc: Exception, traceback: bool) -> None:
+        log.warning("example failed: %s: %s", type(exc).__name__, exc, exc_info=exc if traceback else None)
+        with self._lock:
+            self.count += 1
+            if self.count > self.limit:
+                raise TooManyErrors(
+                    f"{self.count} examples raised errors (max_errors={self.limit}); last: {type(exc).__name__}: {exc}"
+                ) from exc

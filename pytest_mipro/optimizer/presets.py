@@ -1,0 +1,45 @@
+"""``auto`` presets, the trial-count formula and the train/validation split (as in dspy.MIPROv2)."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
+
+T = TypeVar("T")
+
+MIN_MINIBATCH_VALSET = 50  # with auto, valsets this small get a full eval every trial
+MAX_VALSET = 1000
+
+
+@dataclass(frozen=True)
+class AutoPreset:
+    num_candidates: int
+    val_size: int
+
+
+AUTO_PRESETS = {
+    "light": AutoPreset(num_candidates=6, val_size=100),
+    "medium": AutoPreset(num_candidates=12, val_size=300),
+    "heavy": AutoPreset(num_candidates=18, val_size=1000),
+}
+
+
+def num_trials_for(num_predictors: int, num_candidates: int, *, zero_shot: bool) -> int:
+    """``max(2 * V * log2(n), 1.5 * n)`` with V = predictors, doubled when demos are searched too."""
+    variables = num_predictors if zero_shot else 2 * num_predictors
+    return int(max(2 * variables * math.log2(num_candidates), 1.5 * num_candidates))
+
+
+def default_val_split(trainset: Sequence[T]) -> tuple[list[T], list[T]]:
+    """No valset given: the last 80% (at most 1000) of the trainset validates, the rest trains."""
+    size = min(MAX_VALSET, max(1, int(0.8 * len(trainset))))
+    return list(trainset[:-size]), list(trainset[-size:])
+
+
+def subsample(items: Sequence[T], size: int, rng: random.Random) -> list[T]:
+    """A seeded random sample of ``size`` items, or all of them when there are fewer."""
+    if len(items) <= size:
+        return list(items)
+    return rng.sample(list(items), size)

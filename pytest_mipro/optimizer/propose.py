@@ -1,0 +1,273 @@
+"""Stage 2: grounded instruction proposals written by the prompt model.
+
+Each proposal sees (switches permitting) a summary of the training data, a description of
+the program and of the predictor's role in it, up to three bootstrapped demos and a random
+prompting tip. Better than the reference: descriptions are made once per run instead of
+once per proposal, no proposal is thrown away (slot 0 is the original instruction, so
+only the new ones are requested), and a reply that does not parse loses one candidate
+instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import config
+from ..errors import BudgetExceeded
+from ..example import Example
+from ..lm import LM
+from ..program import Module, Predict
+from ..signature import InputField, OutputField, Signature
+
+log = logging.getLogger("pytest_mipro")
+
+TIPS = {
+    "none": "",
+    "creative": "Don't be afraid to be creative when creating the new instruction!",
+    "simple": "Keep the instruction clear and concise.",
+    "description": "Make sure your instruction is very informative and descriptive.",
+    "high_stakes": "The instruction should include a high stakes scenario in which the LM must solve the task!",
+    "persona": 'Include a persona that is relevant to the task in the instruction (ie. "You are a ...")',
+}
+DEMOS_IN_CONTEXT = 3
+MAX_SUMMARY_BATCHES = 10
+COMPLETE_STREAK = 5
+
+
+class DescribeData(Signature):
+    """Given several examples from a dataset, write observations about trends that hold for most or all of them.
+    Consider topic, content, syntax and conciseness, and guess what task the dataset is for. Be creative."""
+
+    examples: str = InputField(desc="sample examples from the dataset")
+    observations: str = OutputField(desc="a few sentences of observations")
+
+
+class DescribeMoreData(Signature):
+    """Given earlier observations and a new batch of examples, add observations not yet covered.
+    If there is nothing new to add, answer COMPLETE."""
+
+    prior_observations: str = InputField(desc="observations so far")
+    examples: str = InputField(desc="new examples from the dataset")
+    observations: str = OutputField(desc="new observations, or COMPLETE")
+
+
+class SummarizeObservations(Signature):
+    """Summarize the observations about a dataset in two or three sentences."""
+
+    observations: str = InputField(desc="observations about the dataset")
+    summary: str = OutputField(desc="a two or three sentence summary")
+
+
+class DescribeProgram(Signature):
+    """Below is the code of a language-model program and an example of its input. Describe what the program does and what task it solves."""
+
+    program_code: str = InputField(desc="the program's code")
+    program_example: str = InputField(desc="an example the program runs on")
+    program_description: str = OutputField(desc="what the program does, in a few sentences")
+
+
+class DescribeModule(Signature):
+    """Given a program's code and description, describe the role of one of its modules in the program."""
+
+    program_code: str = InputField(desc="the program's code")
+    program_description: str = InputField(desc="what the program does")
+    module: str = InputField(desc="the module to describe")
+    module_description: str = OutputField(desc="the module's role, in one or two sentences")
+
+
+class ProposeInstruction(Signature):
+    """Use the information below to learn about a task a language model performs, then write a new instruction
+    that will prompt the language model to perform this task well."""
+
+    dataset_description: str = InputField(desc="a description of the task's data")
+    program_code: str = InputField(desc="the code of the program the prompt belongs to")
+    program_description: str = InputField(desc="what the program does")
+    module: str = InputField(desc="the module the instruction is for")
+    module_description: str = InputField(desc="the module's role in the program")
+    task_demos: str = InputField(desc="example inputs and outputs of this module")
+    basic_instruction: str = InputField(desc="the current instruction")
+    tip: str = InputField(desc="a suggestion for writing the instruction")
+    proposed_instruction: str = OutputField(desc="the new instruction")
+
+
+@dataclass
+class ProposerSwitches:
+    program_aware: bool = True
+    data_aware: bool = True
+    tip_aware: bool = True
+    fewshot_aware: bool = True
+
+
+@dataclass
+class GroundedProposer:
+    """Asks ``prompt_model`` for instruction candidates for every predictor of a program."""
+
+    prompt_model: LM
+    program: Module
+    trainset: Sequence[Example]
+    rng: random.Random
+    switches: ProposerSwitches = field(default_factory=ProposerSwitches)
+    view_data_batch_size: int = 10
+    init_temperature: float = 1.0
+    failed_proposals: int = 0
+
+    def propose(self, demo_sets: dict[str, list[list[Example]]], num_candidates: int) -> dict[str, list[str]]:
+        """``num_candidates`` instructions per predictor, the original first; fewer if the budget runs out."""
+        named = self.program.named_predictors()
+        candidates = {name: [p.instructions] for name, p in named}
+        try:
+            context = self._shared_context()
+            for name, predictor in named:
+                role = self._module_description(predictor, context)
+                sets = demo_sets.get(name, [])
+                for i in range(1, num_candidates):
+                    text = self._propose_one(predictor, context, role, _bootstrapped_demos(sets, i))
+                    if text and text not in candidates[name]:
+                        candidates[name].append(text)
+        except BudgetExceeded:
+            log.warning("budget spent while proposing instructions; searching with the candidates so far")
+        return candidates
+
+    def _shared_context(self) -> dict[str, str]:
+        context = {"dataset_description": "", "program_code": "", "program_description": ""}
+        if self.switches.data_aware:
+            context["dataset_description"] = self.dataset_summary()
+        if self.switches.program_aware:
+            context["program_code"] = program_source(self.program)
+            context["program_description"] = self._ask(
+                DescribeProgram,
+                program_code=context["program_code"],
+                program_example=_example_text(self.trainset[0]) if self.trainset else "",
+            )
+        return context
+
+    def dataset_summary(self) -> str:
+        """Observations over batches of ``view_data_batch_size`` examples, condensed to a few sentences."""
+        size = max(1, self.view_data_batch_size)
+        batches = [self.trainset[i : i + size] for i in range(0, len(self.trainset), size)][:MAX_SUMMARY_BATCHES]
+        if not batches:
+            return ""
+        observations = self._ask(DescribeData, examples=_batch_text(batches[0]))
+        complete = 0
+        for batch in batches[1:]:
+            more = self._ask(DescribeMoreData, prior_observations=observations, examples=_batch_text(batch))
+            if "COMPLETE" in more.upper() or not more:
+                complete += 1
+                if complete >= COMPLETE_STREAK:
+                    break
+                continue
+            observations = f"{observations}\n{more}"
+        return self._ask(SummarizeObservations, observations=observations) or observations
+
+    def _module_description(self, predictor: Predict, context: dict[str, str]) -> str:
+        if not self.switches.program_aware:
+            return ""
+        return self._ask(
+            DescribeModule,
+            program_code=context["program_code"],
+            program_description=context["program_description"],
+            module=_module_text(predictor),
+        )
+
+    def _propose_one(self, predictor: Predict, context: dict[str, str], role: str, demos: list[Example]) -> str:
+        tip_key = self.rng.choice(sorted(TIPS)) if self.switches.tip_aware else "none"
+        sample_id = self.rng.randint(0, 10**9)
+        inputs = {
+            **context,
+            "module": _module_text(predictor) if self.switches.program_aware else "",
+            "module_description": role,
+            "task_demos": _demos_text(predictor, demos) if self.switches.fewshot_aware else "",
+            "basic_instruction": predictor.instructions,
+            "tip": TIPS[tip_key],
+        }
+        signature = _without_empty_fields(ProposeInstruction(), inputs)
+        lm = self.prompt_model.copy(temperature=self.init_temperature)
+        text = self._ask(signature, lm=lm, sample_id=sample_id, **{k: v for k, v in inputs.items() if v})
+        cleaned = strip_prefix(text)
+        if not cleaned:
+            self.failed_proposals += 1
+        return cleaned
+
+    def _ask(self, signature: Any, *, lm: LM | None = None, sample_id: int | None = None, **inputs: Any) -> str:
+        """One prompt-model call; an unparsable reply gives "" (counted), never an exception."""
+        predictor = Predict(signature, lm=lm or self.prompt_model)
+        with config.context(sample_id=sample_id):
+            prediction = predictor(**inputs)
+        if prediction.parse_error:
+            log.info("prompt model reply did not parse: %s", prediction.parse_error)
+            return ""
+        return str(prediction[predictor.signature.output_names[0]]).strip()
+
+
+def _without_empty_fields(signature: Signature, inputs: dict[str, str]) -> Signature:
+    """Drop input fields whose switch is off (their value is empty), as the reference does."""
+    fields = tuple(f for f in signature.fields if f.kind == "output" or inputs.get(f.name))
+    return Signature(instructions=signature.instructions, fields=fields)
+
+
+def _bootstrapped_demos(sets: list[list[Example]], start: int) -> list[Example]:
+    """Up to three bootstrapped demos: from set ``start`` on, wrapping around."""
+    found: list[Example] = []
+    for offset in range(len(sets)):
+        for demo in sets[(start + offset) % len(sets)]:
+            if demo.get("augmented") and len(found) < DEMOS_IN_CONTEXT:
+                found.append(demo)
+    return found
+
+
+def program_source(program: Module) -> str:
+    """The program's class source plus its signatures; a short description when no source exists."""
+    parts = []
+    if type(program) not in (Predict,) and not isinstance(program, Predict):
+        try:
+            parts.append(inspect.getsource(type(program)))
+        except (OSError, TypeError):
+            pass
+    for name, predictor in program.named_predictors():
+        parts.append(f"{name} = {_module_text(predictor)}  # instructions: {predictor.instructions!r}")
+    return "\n".join(parts)
+
+
+def _module_text(predictor: Predict) -> str:
+    sig = predictor.signature
+    return f"{type(predictor).__name__}({', '.join(sig.input_names)}) -> {', '.join(sig.output_names)}"
+
+
+def _example_text(example: Example) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in example.items() if k != "augmented")
+
+
+def _batch_text(batch: Sequence[Example]) -> str:
+    return "\n\n".join(_example_text(ex) for ex in batch)
+
+
+def _demos_text(predictor: Predict, demos: list[Example]) -> str:
+    if not demos:
+        return "No task demos provided."
+    fields = predictor.signature.fields
+    return "\n\n".join("\n".join(f"{f.label} {d[f.name]}" for f in fields if f.name in d) for d in demos)
+
+
+_LEADING_LABEL = re.compile(r"^\s*[\w ]{1,40}:\s*")
+
+
+def strip_prefix(text: str) -> str:
+    """Remove a leading label of at most five words ("Proposed Instruction:") and surrounding quotes."""
+    text = text.strip()
+    match = _LEADING_LABEL.match(text)
+    if match and len(match.group(0).split()) <= 5:
+        text = text[match.end() :]
+    return text.strip().strip('"').strip("'").strip()
+
+
+def summary_calls(num_train: int, view_data_batch_size: int) -> int:
+    """Upper bound on dataset-summary calls for a trainset of ``num_train`` examples."""
+    batches = min(math.ceil(num_train / max(1, view_data_batch_size)), MAX_SUMMARY_BATCHES)
+    return batches + 1 if batches else 0
