@@ -14,9 +14,10 @@ from typing import Any
 from .. import config
 from ..errors import BudgetExceeded, ConfigError
 from ..example import Example
-from ..lm import LM, Budget, default_lm
+from ..lm import LM, Budget, Usage, default_lm
 from ..program import Module
 from .bootstrap import Bootstrapper, DemoSets
+from .checkpoint import Checkpoint, fail_stale_trials
 from .evaluate import Evaluate
 from .presets import AUTO_PRESETS, MIN_MINIBATCH_VALSET, default_val_split, num_trials_for, subsample
 from .propose import GroundedProposer, ProposerSwitches
@@ -97,6 +98,7 @@ class MIPROv2:
         max_lm_calls: int | None = None,
         max_cost: float | None = None,
         on_trial: Callable[[TrialLog], None] | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -119,6 +121,7 @@ class MIPROv2:
         self.max_lm_calls = max_lm_calls
         self.max_cost = max_cost
         self.on_trial = on_trial
+        self.checkpoint = checkpoint
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
 
@@ -162,6 +165,10 @@ class MIPROv2:
             seed=plan.seed,
             n_startup_trials=_startup_trials(plan.num_trials),
         )
+        if self.checkpoint is not None:
+            search.constant_liar = True  # processes sharing a study must not pile onto one trial
+            search.sampler_seed = plan.seed + self.checkpoint.worker
+            search.run_id = self.checkpoint.run_id
         result = run.execute(search)
         self.last_result = result
         return result.program
@@ -259,25 +266,55 @@ class _Run:
         self.view_data_batch_size = view_data_batch_size
         self.provide_traceback = provide_traceback
         self.task_model = optimizer.task_model or default_lm()
-        self.prompt_model = optimizer.prompt_model or config.current().prompt_model or self.task_model
+        prompt_model = optimizer.prompt_model or config.current().prompt_model or self.task_model
+        if prompt_model.usage is self.task_model.usage:
+            prompt_model = prompt_model.copy(usage=Usage())  # count prompt-model calls apart
+        self.prompt_model = prompt_model
         self.rng = random.Random(plan.seed)
         self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost)
 
     def execute(self, search_settings: SearchSettings) -> OptimizationResult:
         started = time.monotonic()
         task_before, prompt_before = self.task_model.usage.snapshot(), self.prompt_model.usage.snapshot()
-        with config.context(budget=self.budget):
-            demo_sets = self._bootstrap()
-            instructions = self._propose(demo_sets)
-            space = SearchSpace(self.student, instructions, demo_sets, search_demos=not self.plan.zero_shot)
-            outcome = self._search(space, search_settings)
+        with config.context(budget=self.budget, lm=self.task_model):
+            space = self._shared_candidates()
+            outcome = self._search(self._searcher(space, search_settings))
         task_usage = _usage_delta(self.task_model.usage.snapshot(), task_before)
-        prompt_usage = (
-            _usage_delta(self.prompt_model.usage.snapshot(), prompt_before)
-            if self.prompt_model.usage is not self.task_model.usage
-            else {}
-        )
+        prompt_usage = _usage_delta(self.prompt_model.usage.snapshot(), prompt_before)
         return self._result(space, outcome, task_usage, prompt_usage, time.monotonic() - started)
+
+    def _shared_candidates(self) -> SearchSpace:
+        """Stages 1 and 2, done once per checkpoint when one is given, else here."""
+        checkpoint = self.opt.checkpoint
+        if checkpoint is None:
+            return self._candidates()
+        with checkpoint.setup_lock():
+            saved = checkpoint.load_candidates()
+            if saved is not None:
+                return self._space(*saved)
+            space = self._candidates()
+            checkpoint.save_candidates(space.instructions, space.demo_sets)
+            return space
+
+    def _open_study(self, search: BayesianSearch) -> Any:
+        """A fresh in-memory study, or the checkpoint's shared one with its baseline scored once."""
+        checkpoint = self.opt.checkpoint
+        if checkpoint is None:
+            return search.create_study()
+        with checkpoint.setup_lock():
+            study = search.create_study(checkpoint.storage(), checkpoint.study_name)
+            stale = fail_stale_trials(study, checkpoint.run_id)
+            if stale:
+                log.info("resuming: %d unfinished trial(s) of an interrupted run marked failed", stale)
+            search.ensure_baseline(study)
+        return study
+
+    def _candidates(self) -> SearchSpace:
+        demo_sets = self._bootstrap()
+        return self._space(self._propose(demo_sets), demo_sets)
+
+    def _space(self, instructions: dict[str, list[str]], demo_sets: DemoSets) -> SearchSpace:
+        return SearchSpace(self.student, instructions, demo_sets, search_demos=not self.plan.zero_shot)
 
     def _bootstrap(self) -> DemoSets:
         plan = self.plan
@@ -310,7 +347,7 @@ class _Run:
         )
         return proposer.propose(demo_sets, self.plan.num_instruct_candidates)
 
-    def _search(self, space: SearchSpace, settings: SearchSettings) -> SearchOutcome | None:
+    def _searcher(self, space: SearchSpace, settings: SearchSettings) -> BayesianSearch:
         evaluate = Evaluate(
             devset=self.plan.valset,
             metric=self.opt.metric,
@@ -318,7 +355,7 @@ class _Run:
             max_errors=self.opt.max_errors,
             provide_traceback=self.provide_traceback,
         )
-        search = BayesianSearch(
+        return BayesianSearch(
             space=space,
             valset=self.plan.valset,
             evaluate=evaluate,
@@ -327,9 +364,10 @@ class _Run:
             count_calls=lambda: self.task_model.usage.calls + self.prompt_model.usage.calls,
             on_trial=self.opt.on_trial,
         )
+
+    def _search(self, search: BayesianSearch) -> SearchOutcome | None:
         try:
-            with config.context(lm=self.task_model):
-                return search.run()
+            return search.run(self._open_study(search))
         except BudgetExceeded as exc:
             log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
             return None

@@ -139,6 +139,8 @@ class SearchSettings:
     seed: int = 9
     n_startup_trials: int = 10
     constant_liar: bool = False
+    sampler_seed: int | None = None  # differs per process when several share a study
+    run_id: str = ""
 
 
 @dataclass
@@ -154,7 +156,13 @@ class SearchOutcome:
 
 @dataclass
 class BayesianSearch:
-    """Runs the trials; all mutable search state lives here (no closures)."""
+    """Runs the trials against an Optuna study, which holds all search state.
+
+    Every trial carries its kind (baseline, minibatch or full) as a user attribute, so the
+    scores per combination are read back from the study. That makes a search resumable
+    (a study in storage picks up where it stopped) and shareable (several processes can
+    work on one study: each asks for trials until the study holds ``num_trials``).
+    """
 
     space: SearchSpace
     valset: Sequence[Example]
@@ -164,78 +172,105 @@ class BayesianSearch:
     count_calls: Callable[[], int] = lambda: 0
     on_trial: Callable[[TrialLog], None] | None = None
     memo: ScoreMemo = field(default_factory=ScoreMemo)
-    full_scores: dict[Combo, float] = field(default_factory=dict)
-    minibatch_scores: dict[Combo, list[float]] = field(default_factory=dict)
     trial_logs: list[TrialLog] = field(default_factory=list)
-    best_combo: Combo | None = None
-    best_score: float = float("-inf")
     _started: float = field(default_factory=time.monotonic)
 
     def run(self, study: Any = None) -> SearchOutcome:
-        study = study or self.create_study()
-        baseline = self.space.baseline()
-        baseline_score = self._full_eval(study, baseline, kind="baseline")
+        study = study if study is not None else self.create_study()
+        self.ensure_baseline(study)
         stopped = False
         try:
-            for trial_index in range(self.settings.num_trials):
-                self._minibatch_trial(study)
-                last = trial_index == self.settings.num_trials - 1
-                if self.settings.minibatch and ((trial_index + 1) % self.settings.full_eval_steps == 0 or last):
-                    self._full_eval_of_best_average(study)
+            while self._claim_trial(study):
+                pass
         except BudgetExceeded as exc:
             log.warning("%s; returning the best program found so far", exc)
             stopped = True
-        assert self.best_combo is not None
-        return SearchOutcome(
-            self.best_combo,
-            self.best_score,
-            baseline_score,
-            dict(self.full_scores),
-            {k: list(v) for k, v in self.minibatch_scores.items()},
-            list(self.trial_logs),
-            stopped,
-        )
+        return self.outcome(study, stopped)
 
-    def create_study(self) -> Any:
+    def create_study(self, storage: Any = None, study_name: str | None = None) -> Any:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(
-            seed=self.settings.seed,
+            seed=self.settings.seed if self.settings.sampler_seed is None else self.settings.sampler_seed,
             multivariate=True,
             n_startup_trials=self.settings.n_startup_trials,
             constant_liar=self.settings.constant_liar,
         )
-        return optuna.create_study(direction="maximize", sampler=sampler)
+        return optuna.create_study(
+            direction="maximize", sampler=sampler, storage=storage, study_name=study_name, load_if_exists=True
+        )
 
-    def _minibatch_trial(self, study: Any) -> None:
+    def outcome(self, study: Any, stopped: bool = False) -> SearchOutcome:
+        """The result so far, read from the study (the best full score wins; ties go to the earliest)."""
+        full = _scores_by_kind(study, self.space, ("baseline", "full"))
+        baseline = self.space.baseline()
+        full_scores = {combo: scores[-1] for combo, scores in full.items()}
+        best_combo = max(full_scores, key=lambda c: (full_scores[c], c == baseline)) if full_scores else baseline
+        return SearchOutcome(
+            best_combo=best_combo,
+            best_score=full_scores.get(best_combo, float("nan")),
+            baseline_score=full_scores.get(baseline, float("nan")),
+            full_scores=full_scores,
+            minibatch_scores=_scores_by_kind(study, self.space, ("minibatch",)),
+            trial_logs=trial_logs_from_study(study, self.space),
+            stopped_by_budget=stopped,
+        )
+
+    def ensure_baseline(self, study: Any) -> None:
+        """Score the unoptimized program once per study."""
+        if not _trials_of_kind(study, ("baseline",)):
+            self._full_eval(study, self.space.baseline(), kind="baseline")
+
+    def _claim_trial(self, study: Any) -> bool:
+        """Run one more minibatch trial if the study still needs one; False when the budget of trials is met."""
         import optuna
 
+        started = _trials_of_kind(study, ("minibatch",), include_running=True)
+        if len(started) >= self.settings.num_trials:
+            return False
         trial = study.ask(self.space.distributions())
+        trial.set_user_attr("kind", "minibatch")
+        trial.set_user_attr("run_id", self.settings.run_id)
+        if self._over_budget(study, trial.number):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return False
         combo = self.space.combo_from_params(trial.params)
-        batch = self._batch()
+        batch = self._batch(trial.number)
         try:
             result = self.memo.evaluate(self.evaluate, self.space, combo, batch)
-        except BudgetExceeded:
+        except BaseException:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
+        for key, value in self._stats(result).items():
+            trial.set_user_attr(key, value)
         study.tell(trial, result.score)
-        if self.settings.minibatch:
-            self.minibatch_scores.setdefault(combo, []).append(result.score)
-            self._log("minibatch", combo, result)
-        else:
-            self._record_full(combo, result.score)
-            self._log("full", combo, result)
+        self._log("minibatch" if self.settings.minibatch else "full", combo, result, study)
+        if not self.settings.minibatch:
+            return True
+        finished = len(_trials_of_kind(study, ("minibatch",)))
+        if finished % self.settings.full_eval_steps == 0 or finished >= self.settings.num_trials:
+            self._full_eval_of_best_average(study)
+        return True
 
-    def _batch(self) -> list[Example]:
+    def _over_budget(self, study: Any, number: int) -> bool:
+        """Another process may have claimed the last trial between our count and our ask."""
+        earlier = [t for t in _trials_of_kind(study, ("minibatch",), include_running=True) if t.number < number]
+        return len(earlier) >= self.settings.num_trials
+
+    def _batch(self, trial_number: int) -> list[Example]:
+        """The minibatch of a trial: seeded by the trial number, so any process draws the same one."""
         if not self.settings.minibatch:
             return list(self.valset)
-        return self.rng.sample(list(self.valset), min(self.settings.minibatch_size, len(self.valset)))
+        rng = random.Random(f"{self.settings.seed}:{trial_number}")
+        return rng.sample(list(self.valset), min(self.settings.minibatch_size, len(self.valset)))
 
     def _full_eval_of_best_average(self, study: Any) -> None:
-        pending = {c: s for c, s in self.minibatch_scores.items() if c not in self.full_scores}
+        scores = _scores_by_kind(study, self.space, ("minibatch",))
+        done = _scores_by_kind(study, self.space, ("baseline", "full"))
+        pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
-            return  # everything promising is already fully evaluated
+            return  # every promising combination is already fully evaluated
         combo = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
         self._full_eval(study, combo, kind="full")
 
@@ -243,34 +278,74 @@ class BayesianSearch:
         import optuna
 
         result = self.memo.evaluate(self.evaluate, self.space, combo, self.valset)
-        self._record_full(combo, result.score)
         study.add_trial(
             optuna.trial.create_trial(
                 params=self.space.params_from_combo(combo),
                 distributions=self.space.distributions(),
                 value=result.score,
+                user_attrs={"kind": kind, **self._stats(result)},
             )
         )
-        self._log(kind, combo, result)
+        self._log(kind, combo, result, study)
         return result.score
 
-    def _record_full(self, combo: Combo, score: float) -> None:
-        self.full_scores[combo] = score
-        if score > self.best_score:
-            self.best_combo, self.best_score = combo, score
+    def _stats(self, result: EvaluationResult) -> dict[str, Any]:
+        """Kept on each trial so any process can rebuild the full trial log from the study."""
+        return {"n": result.n, "lm_calls": self.count_calls(), "elapsed": round(time.monotonic() - self._started, 3)}
 
-    def _log(self, kind: str, combo: Combo, result: EvaluationResult) -> None:
+    def _log(self, kind: str, combo: Combo, result: EvaluationResult, study: Any) -> None:
+        full = [t.value for t in _trials_of_kind(study, ("baseline", "full"))]
         entry = TrialLog(
             number=len(self.trial_logs),
             kind=kind,
             params=self.space.params_from_combo(combo),
             score=result.score,
             num_examples=result.n,
-            best_full_score=self.best_score,
+            best_full_score=max(full) if full else result.score,
             lm_calls=self.count_calls(),
             elapsed=time.monotonic() - self._started,
         )
         self.trial_logs.append(entry)
-        log.info("trial %d (%s): score %.3f on %d examples, best full %.3f", entry.number, kind, entry.score, entry.num_examples, entry.best_full_score)
+        log.info(
+            "trial %d (%s): score %.3f on %d examples, best full %.3f",
+            entry.number, kind, entry.score, entry.num_examples, entry.best_full_score,
+        )
         if self.on_trial is not None:
             self.on_trial(entry)
+
+
+def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
+    """Every finished evaluation in the study, in order, with the best full score so far."""
+    logs = []
+    best = float("-inf")
+    for trial in _trials_of_kind(study, ("baseline", "minibatch", "full")):
+        kind = trial.user_attrs["kind"]
+        if kind != "minibatch":
+            best = max(best, float(trial.value))
+        logs.append(
+            TrialLog(
+                number=len(logs),
+                kind=kind,
+                params=space.params_from_combo(space.combo_from_params(trial.params)),
+                score=float(trial.value),
+                num_examples=int(trial.user_attrs.get("n", 0)),
+                best_full_score=best if best > float("-inf") else float(trial.value),
+                lm_calls=int(trial.user_attrs.get("lm_calls", 0)),
+                elapsed=float(trial.user_attrs.get("elapsed", 0.0)),
+            )
+        )
+    return logs
+
+
+def _trials_of_kind(study: Any, kinds: tuple[str, ...], include_running: bool = False) -> list[Any]:
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.RUNNING) if include_running else (TrialState.COMPLETE,)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("kind") in kinds]
+
+
+def _scores_by_kind(study: Any, space: SearchSpace, kinds: tuple[str, ...]) -> dict[Combo, list[float]]:
+    scores: dict[Combo, list[float]] = {}
+    for trial in _trials_of_kind(study, kinds):
+        scores.setdefault(space.combo_from_params(trial.params), []).append(float(trial.value))
+    return scores
