@@ -10,9 +10,11 @@ continues where the last one stopped instead of starting over.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,6 @@ from typing import Any
 from ..errors import ConfigError
 from ..example import Example
 
-CANDIDATES_FILE = "candidates.json"
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Checkpoint:
     study_name: str = "mipro"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     worker: int = 0  # which of the processes sharing this checkpoint; varies the sampler's seed
+    stale_after: float = 3600.0  # seconds after which a RUNNING trial in a database study is taken as dead
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -50,44 +52,83 @@ class Checkpoint:
     def storage(self) -> Any:
         """The Optuna storage: the given database URL, else a journal file in the folder."""
         if self.storage_url:
-            from optuna.storages import RDBStorage
-
-            try:
-                return RDBStorage(self.storage_url, heartbeat_interval=60, grace_period=180)
-            except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds
-                raise ConfigError(f"--mipro-storage {self.storage_url!r}: cannot open the study storage: {exc}") from exc
+            return _open_database(self.storage_url)
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(self.directory / "study.journal")))
 
-    def load_candidates(self) -> tuple[dict[str, list[str]], dict[str, list[list[Example]]]] | None:
-        path = self.directory / CANDIDATES_FILE
-        if not path.exists():
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        demo_sets = {name: [[Example(d) for d in demos] for demos in sets] for name, sets in data["demo_sets"].items()}
-        return data["instructions"], demo_sets
 
-    def save_candidates(self, instructions: dict[str, list[str]], demo_sets: dict[str, list[list[Example]]]) -> None:
-        data = {
-            "instructions": instructions,
-            "demo_sets": {name: [[dict(d) for d in demos] for demos in sets] for name, sets in demo_sets.items()},
-        }
-        write_atomic(self.directory / CANDIDATES_FILE, json.dumps(data, indent=1, ensure_ascii=False, default=str))
+def _open_database(url: str, attempts: int = 5) -> Any:
+    """RDB storage; retried because processes starting together race to create the schema."""
+    from optuna.storages import RDBStorage
+
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url)
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy and drivers raise many kinds
+            if attempt == attempts - 1:
+                raise ConfigError(f"--mipro-storage {url!r}: cannot open the study storage: {exc}") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
-def fail_stale_trials(study: Any, run_id: str) -> int:
-    """Mark trials left RUNNING by an earlier, interrupted run as failed; returns how many.
+def load_candidates(study: Any) -> tuple[dict[str, list[str]], dict[str, list[list[Example]]]] | None:
+    """The candidate instructions and demo sets published in the study, if any (the first wins)."""
+    from optuna.trial import TrialState
+
+    published = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "candidates" in t.user_attrs
+    ]
+    if not published:
+        return None
+    data = json.loads(min(published, key=lambda t: t.number).user_attrs["candidates"])
+    demo_sets = {name: [[Example(d) for d in demos] for demos in sets] for name, sets in data["demo_sets"].items()}
+    return data["instructions"], demo_sets
+
+
+def publish_candidates(
+    study: Any, instructions: dict[str, list[str]], demo_sets: dict[str, list[list[Example]]]
+) -> tuple[dict[str, list[str]], dict[str, list[list[Example]]]]:
+    """Store candidates in the study, where every process and machine sharing it finds them.
+
+    They ride on a FAILED placeholder trial, which samplers ignore; trial numbers are
+    assigned by the storage, so when two machines publish at once both then read back
+    the same, lowest-numbered set. Returns the set to use.
+    """
+    import optuna
+
+    data = {
+        "instructions": instructions,
+        "demo_sets": {name: [[dict(d) for d in demos] for demos in sets] for name, sets in demo_sets.items()},
+    }
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"candidates": text}))
+    loaded = load_candidates(study)
+    assert loaded is not None
+    return loaded
+
+
+def fail_stale_trials(study: Any, checkpoint: Checkpoint) -> int:
+    """Mark trials left RUNNING by an interrupted run as failed; returns how many.
 
     Without this a killed worker's unfinished trials would count against the trial budget
-    of the next run forever.
+    forever. In a local journal, every process of a run shares the run id, so any other
+    run's RUNNING trial is dead. A database study is shared by runs on other machines that
+    may still be working, so there only trials running for longer than ``stale_after``
+    seconds count as dead.
     """
     from optuna.trial import TrialState
 
-    stale = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get("run_id") != run_id
-    ]
+    now = datetime.datetime.now()
+    stale = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if checkpoint.storage_url:
+            started = trial.datetime_start or now
+            if (now - started).total_seconds() > checkpoint.stale_after:
+                stale.append(trial)
+        elif trial.user_attrs.get("run_id") != checkpoint.run_id:
+            stale.append(trial)
     for trial in stale:
         study.tell(trial.number, state=TrialState.FAIL)
     return len(stale)

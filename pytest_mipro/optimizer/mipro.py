@@ -17,11 +17,11 @@ from ..example import Example
 from ..lm import LM, Budget, Usage, default_lm
 from ..program import Module
 from .bootstrap import Bootstrapper, DemoSets
-from .checkpoint import Checkpoint, fail_stale_trials
+from .checkpoint import Checkpoint, fail_stale_trials, load_candidates, publish_candidates
 from .evaluate import Evaluate
 from .presets import AUTO_PRESETS, MIN_MINIBATCH_VALSET, default_val_split, num_trials_for, subsample
 from .propose import GroundedProposer, ProposerSwitches
-from .search import BayesianSearch, SearchOutcome, SearchSettings, SearchSpace, TrialLog
+from .search import BayesianSearch, SearchOutcome, SearchSettings, SearchSpace, TrialLog, create_study
 
 log = logging.getLogger("pytest_mipro")
 
@@ -277,37 +277,38 @@ class _Run:
         started = time.monotonic()
         task_before, prompt_before = self.task_model.usage.snapshot(), self.prompt_model.usage.snapshot()
         with config.context(budget=self.budget, lm=self.task_model):
-            space = self._shared_candidates()
-            outcome = self._search(self._searcher(space, search_settings))
+            if self.opt.checkpoint is None:
+                space = self._candidates()
+                search = self._searcher(space, search_settings)
+                outcome = self._search(search, create_study(search_settings))
+            else:
+                space, search, outcome = self._shared_search(self.opt.checkpoint, search_settings)
         task_usage = _usage_delta(self.task_model.usage.snapshot(), task_before)
         prompt_usage = _usage_delta(self.prompt_model.usage.snapshot(), prompt_before)
         return self._result(space, outcome, task_usage, prompt_usage, time.monotonic() - started)
 
-    def _shared_candidates(self) -> SearchSpace:
-        """Stages 1 and 2, done once per checkpoint when one is given, else here."""
-        checkpoint = self.opt.checkpoint
-        if checkpoint is None:
-            return self._candidates()
+    def _shared_search(
+        self, checkpoint: Checkpoint, settings: SearchSettings
+    ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome | None]:
+        """The search on the checkpoint's study; one-time steps are done by whoever comes first."""
         with checkpoint.setup_lock():
-            saved = checkpoint.load_candidates()
-            if saved is not None:
-                return self._space(*saved)
-            space = self._candidates()
-            checkpoint.save_candidates(space.instructions, space.demo_sets)
-            return space
-
-    def _open_study(self, search: BayesianSearch) -> Any:
-        """A fresh in-memory study, or the checkpoint's shared one with its baseline scored once."""
-        checkpoint = self.opt.checkpoint
-        if checkpoint is None:
-            return search.create_study()
-        with checkpoint.setup_lock():
-            study = search.create_study(checkpoint.storage(), checkpoint.study_name)
-            stale = fail_stale_trials(study, checkpoint.run_id)
+            study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
+            stale = fail_stale_trials(study, checkpoint)
             if stale:
                 log.info("resuming: %d unfinished trial(s) of an interrupted run marked failed", stale)
-            search.ensure_baseline(study)
-        return study
+            saved = load_candidates(study)
+            if saved is None:
+                fresh = self._candidates()
+                # Another machine may have published first; everyone uses the first published set.
+                saved = publish_candidates(study, fresh.instructions, fresh.demo_sets)
+            space = self._space(*saved)
+            search = self._searcher(space, settings)
+            try:
+                search.ensure_baseline(study)
+            except BudgetExceeded as exc:
+                log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
+                return space, search, None
+        return space, search, self._search(search, study)
 
     def _candidates(self) -> SearchSpace:
         demo_sets = self._bootstrap()
@@ -365,9 +366,9 @@ class _Run:
             on_trial=self.opt.on_trial,
         )
 
-    def _search(self, search: BayesianSearch) -> SearchOutcome | None:
+    def _search(self, search: BayesianSearch, study: Any) -> SearchOutcome | None:
         try:
-            return search.run(self._open_study(search))
+            return search.run(study)
         except BudgetExceeded as exc:
             log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
             return None

@@ -176,7 +176,7 @@ class BayesianSearch:
     _started: float = field(default_factory=time.monotonic)
 
     def run(self, study: Any = None) -> SearchOutcome:
-        study = study if study is not None else self.create_study()
+        study = study if study is not None else create_study(self.settings)
         self.ensure_baseline(study)
         stopped = False
         try:
@@ -186,20 +186,6 @@ class BayesianSearch:
             log.warning("%s; returning the best program found so far", exc)
             stopped = True
         return self.outcome(study, stopped)
-
-    def create_study(self, storage: Any = None, study_name: str | None = None) -> Any:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(
-            seed=self.settings.seed if self.settings.sampler_seed is None else self.settings.sampler_seed,
-            multivariate=True,
-            n_startup_trials=self.settings.n_startup_trials,
-            constant_liar=self.settings.constant_liar,
-        )
-        return optuna.create_study(
-            direction="maximize", sampler=sampler, storage=storage, study_name=study_name, load_if_exists=True
-        )
 
     def outcome(self, study: Any, stopped: bool = False) -> SearchOutcome:
         """The result so far, read from the study (the best full score wins; ties go to the earliest)."""
@@ -312,6 +298,22 @@ class BayesianSearch:
         )
         if self.on_trial is not None:
             self.on_trial(entry)
+
+
+def create_study(settings: SearchSettings, storage: Any = None, study_name: str | None = None) -> Any:
+    """A maximizing study with a seeded multivariate TPE sampler; loads an existing one by name."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=settings.seed if settings.sampler_seed is None else settings.sampler_seed,
+        multivariate=True,
+        n_startup_trials=settings.n_startup_trials,
+        constant_liar=settings.constant_liar,
+    )
+    return optuna.create_study(
+        direction="maximize", sampler=sampler, storage=storage, study_name=study_name, load_if_exists=True
+    )
 
 
 def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
