@@ -58,6 +58,7 @@ class OptimizationResult:
     demo_candidates: DemoSets
     num_trials: int
     valset_size: int
+    valset_ids: list[str]
     total_calls: int
     prompt_model_total_calls: int
     task_usage: dict[str, Any]
@@ -272,6 +273,7 @@ class _Run:
         self.prompt_model = prompt_model
         self.rng = random.Random(plan.seed)
         self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost)
+        self.example_scores: dict[Any, list[float]] = {}
 
     def execute(self, search_settings: SearchSettings) -> OptimizationResult:
         started = time.monotonic()
@@ -283,6 +285,7 @@ class _Run:
                 outcome = self._search(search, create_study(search_settings))
             else:
                 space, search, outcome = self._shared_search(self.opt.checkpoint, search_settings)
+        self.example_scores = search.memo.known_scores(self.plan.valset)
         task_usage = _usage_delta(self.task_model.usage.snapshot(), task_before)
         prompt_usage = _usage_delta(self.prompt_model.usage.snapshot(), prompt_before)
         return self._result(space, outcome, task_usage, prompt_usage, time.monotonic() - started)
@@ -385,7 +388,13 @@ class _Run:
         best = space.build(combo)
         candidates = sorted(
             (
-                {"score": score, "program": space.build(c), "params": space.params_from_combo(c)}
+                {
+                    "score": score,
+                    "program": space.build(c),
+                    "params": space.params_from_combo(c),
+                    "scores": self.example_scores.get(c),  # per valset example, None if scored elsewhere
+                    "prompt_chars": space.prompt_chars(c),
+                }
                 for c, score in (outcome.full_scores.items() if outcome else [])
             ),
             key=lambda c: -c["score"],
@@ -401,6 +410,7 @@ class _Run:
             demo_candidates=space.demo_sets,
             num_trials=self.plan.num_trials,
             valset_size=len(self.plan.valset),
+            valset_ids=[ex.uid for ex in self.plan.valset],
             total_calls=task_usage.get("calls", 0) + prompt_calls,
             prompt_model_total_calls=prompt_calls,
             task_usage=task_usage,

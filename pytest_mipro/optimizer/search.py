@@ -129,6 +129,14 @@ class ScoreMemo:
         score = sum(r.score for r in results) / len(results) if results else 0.0
         return EvaluationResult(score, results)
 
+    def known_scores(self, examples: Sequence[Example]) -> dict[Combo, list[float]]:
+        """Per-example scores of every combination already scored on all of ``examples``."""
+        scores = {}
+        for combo, known in self.results.items():
+            if all(ex.uid in known for ex in examples):
+                scores[combo] = [known[ex.uid].score for ex in examples]
+        return scores
+
 
 @dataclass
 class SearchSettings:
