@@ -32,7 +32,7 @@ class TrialLog:
     """One evaluation in the search: a minibatch trial, a full eval, or the baseline."""
 
     number: int
-    kind: str  # "baseline", "minibatch" or "full"
+    kind: str  # "baseline", "minibatch", "full", or "full-pruned" (stopped once it could not win)
     params: dict[str, int]
     score: float
     num_examples: int
@@ -261,12 +261,55 @@ class BayesianSearch:
 
     def _full_eval_of_best_average(self, study: Any) -> None:
         scores = _scores_by_kind(study, self.space, ("minibatch",))
-        done = _scores_by_kind(study, self.space, ("baseline", "full"))
+        done = _scores_by_kind(study, self.space, ("baseline", "full", "full-pruned"))
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
         combo = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
-        self._full_eval(study, combo, kind="full")
+        complete = _scores_by_kind(study, self.space, ("baseline", "full"))
+        best = max((score for scores in complete.values() for score in scores), default=float("-inf"))
+        partial = self._race(combo, best)
+        if partial is None:
+            self._full_eval(study, combo, kind="full")
+        else:
+            self._record_pruned(study, combo, partial)
+
+    def _race(self, combo: Combo, best: float) -> EvaluationResult | None:
+        """Evaluate ``combo`` on the valset until it provably cannot beat ``best``.
+
+        A full eval only matters if it beats the best full score (ties keep the incumbent),
+        so once even a perfect score on the remaining examples would not, the rest is not
+        worth paying for. Examples already scored in minibatches are counted first, free.
+        Returns None when the combination may still win (the caller finishes the eval), or
+        the partial result when it cannot.
+        """
+        n = len(self.valset)
+        known = self.memo.results.get(combo, {})
+        order = sorted(self.valset, key=lambda ex: ex.uid not in known)  # stable: scored ones first
+        size = sum(ex.uid in known for ex in self.valset)
+        chunk = max(8, 2 * self.evaluate.num_threads)
+        while size < n:
+            partial = self.memo.evaluate(self.evaluate, self.space, combo, order[:size])
+            if (partial.score * size + (n - size)) / n <= best:
+                return partial
+            size = min(n, size + chunk)
+        return None
+
+    def _record_pruned(self, study: Any, combo: Combo, partial: EvaluationResult) -> None:
+        """Tell the sampler the best this combination could have scored (not a candidate for best)."""
+        import optuna
+
+        n = len(self.valset)
+        upper_bound = (partial.score * partial.n + (n - partial.n)) / n
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=self.space.params_from_combo(combo),
+                distributions=self.space.distributions(),
+                value=upper_bound,
+                user_attrs={"kind": "full-pruned", **self._stats(partial)},
+            )
+        )
+        self._log("full-pruned", combo, partial, study)
 
     def _full_eval(self, study: Any, combo: Combo, *, kind: str) -> float:
         import optuna
@@ -328,9 +371,9 @@ def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
     """Every finished evaluation in the study, in order, with the best full score so far."""
     logs = []
     best = float("-inf")
-    for trial in _trials_of_kind(study, ("baseline", "minibatch", "full")):
+    for trial in _trials_of_kind(study, ("baseline", "minibatch", "full", "full-pruned")):
         kind = trial.user_attrs["kind"]
-        if kind != "minibatch":
+        if kind in ("baseline", "full"):
             best = max(best, float(trial.value))
         logs.append(
             TrialLog(
