@@ -11,8 +11,11 @@ crashing, and duplicate sets are dropped so the search never spends trials on tw
 
 from __future__ import annotations
 
+import contextvars
 import random
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +33,7 @@ class TeacherRun:
     """The outcome of running the teacher on one train example."""
 
     success: bool
-    demos: dict[str, Example] = field(default_factory=dict)  # predictor name -> demo
+    steps: dict[str, list[TraceStep]] = field(default_factory=dict)  # predictor name -> its calls
 
 
 @dataclass
@@ -46,9 +49,11 @@ class Bootstrapper:
     teacher_settings: Mapping[str, Any] = field(default_factory=dict)
     max_errors: int = 10
     rng: random.Random = field(default_factory=random.Random)
+    num_threads: int = 1
     teacher_calls: int = 0
     _runs: dict[str, TeacherRun] = field(default_factory=dict)
     _errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _teacher: Module | None = None
 
     def demo_sets(self, num_sets: int, max_bootstrapped: int) -> DemoSets:
@@ -86,20 +91,40 @@ class Bootstrapper:
         augmented: dict[str, list[Example]] = {name: [] for name, _ in self.student.named_predictors()}
         used: set[str] = set()
         successes = 0
-        for example in order:
+        for start in range(0, len(order), max(1, self.num_threads)):
             if successes >= max_bootstrapped:
                 break
-            run = self.run_teacher(example)
-            if not run.success:
-                continue
-            successes += 1
-            used.add(example.uid)
-            for name, demo in run.demos.items():
-                augmented[name].append(demo)
+            window = order[start : start + max(1, self.num_threads)]
+            self._prefetch(window)
+            for example in window:
+                run = self.run_teacher(example)
+                if successes >= max_bootstrapped or not run.success:
+                    continue
+                successes += 1
+                used.add(example.uid)
+                for name, demo in self._demos_from_steps(run.steps).items():
+                    augmented[name].append(demo)
         rest = [ex for ex in order if ex.uid not in used]
         n_raw = max(0, self.max_labeled - successes)
         raw = random.Random(0).sample(rest, min(n_raw, len(rest)))
         return {name: demos + raw for name, demos in augmented.items()}
+
+    def _prefetch(self, examples: Sequence[Example]) -> None:
+        """Run the teacher on several examples at once; results are consumed in order afterwards.
+
+        Walking the trainset in windows of ``num_threads`` keeps the demos exactly those
+        of a sequential walk; at most ``num_threads - 1`` runs past the last needed success
+        are spent, and later demo sets reuse them.
+        """
+        todo = [ex for ex in examples if ex.uid not in self._runs]
+        if len(todo) <= 1:
+            return
+        self._teacher_program()  # build it once, before the threads share it
+        contexts = [contextvars.copy_context() for _ in todo]  # copied here: worker threads start empty
+        with ThreadPoolExecutor(len(todo)) as pool:
+            runs = list(pool.map(lambda ctx, ex: ctx.run(self._run_teacher_once, ex), contexts, todo))
+        for example, run in zip(todo, runs):
+            self._runs[example.uid] = run
 
     def run_teacher(self, example: Example) -> TeacherRun:
         """Run the teacher once per example and run (later calls reuse the outcome)."""
@@ -108,26 +133,26 @@ class Bootstrapper:
         return self._runs[example.uid]
 
     def _run_teacher_once(self, example: Example) -> TeacherRun:
-        teacher = self._teacher_program()
-        hidden = _hide_example(teacher, example)
+        teacher = _without_demo(self._teacher_program(), example)
         trace: list[TraceStep] = []
         try:
             with config.context(trace=trace, **dict(self.teacher_settings)):
-                self.teacher_calls += 1
+                with self._lock:
+                    self.teacher_calls += 1
                 prediction = teacher(**example.inputs())
                 score = metric_score(self.metric, example, prediction, trace)
         except BudgetExceeded:
             raise
         except Exception as exc:  # noqa: BLE001 - the reference allows max_errors failures
-            self._errors += 1
-            if self._errors > self.max_errors:
-                raise TooManyErrors(f"bootstrapping: {self._errors} teacher runs failed; last: {exc!r}") from exc
+            with self._lock:
+                self._errors += 1
+                errors = self._errors
+            if errors > self.max_errors:
+                raise TooManyErrors(f"bootstrapping: {errors} teacher runs failed; last: {exc!r}") from exc
             return TeacherRun(False)
-        finally:
-            _restore_demos(teacher, hidden)
         if not self._passes(score) or any(step.outputs.parse_error for step in trace):
             return TeacherRun(False)
-        return TeacherRun(True, self._demos_from_trace(teacher, trace))
+        return TeacherRun(True, _steps_by_predictor(teacher, trace))
 
     def _passes(self, score: float) -> bool:
         # A threshold of 0 counts as unset, as in the reference: any nonzero score passes.
@@ -145,12 +170,7 @@ class Bootstrapper:
             self._teacher = teacher
         return self._teacher
 
-    def _demos_from_trace(self, teacher: Module, trace: list[TraceStep]) -> dict[str, Example]:
-        names = {id(p): name for name, p in teacher.named_predictors()}
-        steps_by_name: dict[str, list[TraceStep]] = {}
-        for step in trace:
-            if id(step.predictor) in names:
-                steps_by_name.setdefault(names[id(step.predictor)], []).append(step)
+    def _demos_from_steps(self, steps_by_name: dict[str, list[TraceStep]]) -> dict[str, Example]:
         demos = {}
         for name, steps in steps_by_name.items():
             # A predictor called several times keeps one call: the last, or a random earlier one.
@@ -160,21 +180,23 @@ class Bootstrapper:
         return demos
 
 
-def _hide_example(teacher: Module, example: Example) -> dict[int, list[Example]]:
-    """Remove ``example`` from the teacher's demos while it answers it; returns what to restore."""
-    saved = {}
-    for predictor in teacher.predictors():
-        kept = [d for d in predictor.demos if d.uid != example.uid]
-        if len(kept) != len(predictor.demos):
-            saved[id(predictor)] = predictor.demos
-            predictor.demos = kept
-    return saved
+def _steps_by_predictor(teacher: Module, trace: list[TraceStep]) -> dict[str, list[TraceStep]]:
+    names = {id(p): name for name, p in teacher.named_predictors()}
+    steps: dict[str, list[TraceStep]] = {}
+    for step in trace:
+        if id(step.predictor) in names:
+            steps.setdefault(names[id(step.predictor)], []).append(step)
+    return steps
 
 
-def _restore_demos(teacher: Module, saved: dict[int, list[Example]]) -> None:
-    for predictor in teacher.predictors():
-        if id(predictor) in saved:
-            predictor.demos = saved[id(predictor)]
+def _without_demo(teacher: Module, example: Example) -> Module:
+    """The teacher, or a copy without ``example`` among its demos (it must not see the answer)."""
+    if not any(d.uid == example.uid for p in teacher.predictors() for d in p.demos):
+        return teacher
+    copy = teacher.deepcopy()
+    for predictor in copy.predictors():
+        predictor.demos = [d for d in predictor.demos if d.uid != example.uid]
+    return copy
 
 
 def _append_unique(sets: list[list[Example]], candidate: list[Example]) -> None:

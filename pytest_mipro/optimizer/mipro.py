@@ -335,6 +335,7 @@ class _Run:
             teacher_settings=self.opt.teacher_settings,
             max_errors=10 if self.opt.max_errors is None else self.opt.max_errors,
             rng=self.rng,
+            num_threads=self.opt.num_threads or 1,
         )
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)

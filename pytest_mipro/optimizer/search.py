@@ -212,44 +212,59 @@ class BayesianSearch:
         )
 
     def ensure_baseline(self, study: Any) -> None:
-        """Score the unoptimized program once per study."""
-        if not _trials_of_kind(study, ("baseline",)):
-            self._full_eval(study, self.space.baseline(), kind="baseline")
+        """Queue the unoptimized program's full evaluation once per study.
+
+        It is the first trial asked for, so a single process scores it first, as the
+        reference does; with several processes one of them scores it while the others
+        start on minibatch trials.
+        """
+        from optuna.trial import TrialState
+
+        alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        if not any(t.user_attrs.get("kind") == "baseline" for t in study.get_trials(deepcopy=False, states=alive)):
+            study.enqueue_trial(self.space.params_from_combo(self.space.baseline()), user_attrs={"kind": "baseline"})
 
     def _claim_trial(self, study: Any) -> bool:
-        """Run one more minibatch trial if the study still needs one; False when the budget of trials is met."""
+        """Run the next trial if the study still needs one; False once it holds ``num_trials``."""
         import optuna
 
-        started = _trials_of_kind(study, ("minibatch",), include_running=True)
-        if len(started) >= self.settings.num_trials:
+        if len(_claimed_trials(study)) >= self.settings.num_trials and not _waiting_trials(study):
             return False
         trial = study.ask(self.space.distributions())
-        trial.set_user_attr("kind", "minibatch")
         trial.set_user_attr("run_id", self.settings.run_id)
+        if trial.user_attrs.get("kind") == "baseline":
+            self._evaluate_trial(study, trial, self.space.baseline(), list(self.valset), "baseline")
+            return True
+        kind = "minibatch" if self.settings.minibatch else "full"
+        trial.set_user_attr("kind", kind)
+        trial.set_user_attr("claimed", True)
         if self._over_budget(study, trial.number):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return False
         combo = self.space.combo_from_params(trial.params)
-        batch = self._batch(trial.number)
+        self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind)
+        if kind == "minibatch":
+            finished = len(_trials_of_kind(study, ("minibatch",)))
+            if finished % self.settings.full_eval_steps == 0 or finished >= self.settings.num_trials:
+                self._full_eval_of_best_average(study)
+        return True
+
+    def _evaluate_trial(self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str) -> None:
+        import optuna
+
         try:
-            result = self.memo.evaluate(self.evaluate, self.space, combo, batch)
+            result = self.memo.evaluate(self.evaluate, self.space, combo, examples)
         except BaseException:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         for key, value in self._stats(result).items():
             trial.set_user_attr(key, value)
         study.tell(trial, result.score)
-        self._log("minibatch" if self.settings.minibatch else "full", combo, result, study)
-        if not self.settings.minibatch:
-            return True
-        finished = len(_trials_of_kind(study, ("minibatch",)))
-        if finished % self.settings.full_eval_steps == 0 or finished >= self.settings.num_trials:
-            self._full_eval_of_best_average(study)
-        return True
+        self._log(kind, combo, result, study)
 
     def _over_budget(self, study: Any, number: int) -> bool:
         """Another process may have claimed the last trial between our count and our ask."""
-        earlier = [t for t in _trials_of_kind(study, ("minibatch",), include_running=True) if t.number < number]
+        earlier = [t for t in _claimed_trials(study) if t.number < number]
         return len(earlier) >= self.settings.num_trials
 
     def _batch(self, trial_number: int) -> list[Example]:
@@ -390,11 +405,25 @@ def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
     return logs
 
 
-def _trials_of_kind(study: Any, kinds: tuple[str, ...], include_running: bool = False) -> list[Any]:
+def _claimed_trials(study: Any) -> list[Any]:
+    """Search trials (not the baseline, not added full evals) finished or in progress."""
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.RUNNING) if include_running else (TrialState.COMPLETE,)
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("kind") in kinds]
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("claimed")]
+
+
+def _waiting_trials(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+
+
+def _trials_of_kind(study: Any, kinds: tuple[str, ...]) -> list[Any]:
+    """Finished trials of the given kinds."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("kind") in kinds]
 
 
 def _scores_by_kind(study: Any, space: SearchSpace, kinds: tuple[str, ...]) -> dict[Combo, list[float]]:
