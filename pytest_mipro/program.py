@@ -98,12 +98,7 @@ class Module:
         """Read a file written by :meth:`save` into this program (returns self)."""
         path = Path(path)
         text = path.read_text(encoding="utf-8")
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            state = yaml.safe_load(text)
-        else:
-            state = json.loads(text)
+        state = _parse_state(path, text)
         if not isinstance(state, dict):
             raise ConfigError(f"{path}: expected a mapping of predictor names to state, got {type(state).__name__}")
         return self.load_state(state, source=str(path))
@@ -114,6 +109,21 @@ class Module:
 
         entry = Lockfile.read(Path(lockfile)).require(name)
         return self.load_state(entry.program_state(), source=f"{lockfile}: {name}")
+
+
+def _parse_state(path: Path, text: str) -> Any:
+    """The data in a saved program file; a syntax error names the file."""
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
 
 
 # Attributes compile() attaches to the programs it returns; they hold other programs.

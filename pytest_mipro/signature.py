@@ -76,7 +76,10 @@ class Signature:
                 fields.append(Field(name, value.kind, value.desc, value.prefix))
                 delattr(cls, name)
         if fields:
-            cls._class_fields = tuple(fields)
+            # A subclass extends the fields it inherits (a redeclared name replaces the old one).
+            names = {f.name for f in fields}
+            inherited = tuple(f for f in cls._class_fields if f.name not in names)
+            cls._class_fields = inherited + tuple(fields)
 
     def __init__(
         self,

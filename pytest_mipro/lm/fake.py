@@ -36,17 +36,34 @@ def _count_words(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
+def _reply(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """The responder's text. Its own exceptions (bugs in a test) become a non-transient error.
+
+    litellm wraps any non-litellm exception from a custom provider in APIConnectionError,
+    which LM retries with backoff as a network failure; a responder that raises, say,
+    ``litellm.RateLimitError`` on purpose still gets its retries.
+    """
+    import litellm
+
+    with _LOCK:
+        responder = _RESPONDERS.get(model)
+    try:
+        if responder is None:
+            raise KeyError(f"no fake model {model!r} is registered; call register_fake_model({model!r}, ...)")
+        return responder(messages, params)
+    except tuple(litellm.LITELLM_EXCEPTION_TYPES):
+        raise
+    except Exception as exc:
+        raise litellm.BadRequestError(f"{type(exc).__name__}: {exc}", model=model, llm_provider=PROVIDER) from exc
+
+
 def _make_handler_class() -> type:
     from litellm import CustomLLM, Usage
 
     class FakeHandler(CustomLLM):  # type: ignore[misc]
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             params = dict(kwargs.get("optional_params") or {})
-            with _LOCK:
-                responder = _RESPONDERS.get(model)
-            if responder is None:
-                raise KeyError(f"no fake model {model!r} is registered; call register_fake_model({model!r}, ...)")
-            text = responder(messages, params)
+            text = _reply(model, messages, params)
             response = kwargs["model_response"]
             response.choices[0].message.content = text
             prompt_tokens, completion_tokens = _count_words(messages), len(text.split())

@@ -189,11 +189,13 @@ class MIPROv2:
         labeled = self.max_labeled_demos if max_labeled is None else max_labeled
         zero_shot = boot == 0 and labeled == 0
         if self.auto is None and (self.num_candidates is None or num_trials is None):
-            hint = ""
-            if self.num_candidates is not None:
-                suggested = num_trials_for(len(student.predictors()), self.num_candidates, zero_shot=zero_shot)
-                hint = f" Given num_candidates={self.num_candidates}, we'd recommend setting num_trials to ~{suggested}."
-            raise ValueError(f"If auto is None, num_trials must also be provided.{hint}")
+            if self.num_candidates is None:  # dspy's wording, whichever of the two is missing
+                raise ValueError("If auto is None, num_candidates must also be provided.")
+            suggested = num_trials_for(len(student.predictors()), self.num_candidates, zero_shot=zero_shot)
+            raise ValueError(
+                f"If auto is None, num_trials must also be provided. Given num_candidates={self.num_candidates}, "
+                f"we'd recommend setting num_trials to ~{suggested}."
+            )
         if self.auto is not None and (self.num_candidates is not None or num_trials is not None):
             raise ValueError(
                 "If auto is not None, num_candidates and num_trials cannot be set, since they would be overridden by "
@@ -412,7 +414,9 @@ class _Run:
             num_trials=self.plan.num_trials,
             valset_size=len(self.plan.valset),
             valset_ids=[ex.uid for ex in self.plan.valset],
-            total_calls=task_usage.get("calls", 0) + prompt_calls,
+            # The run's budget sees every uncached request, including those of a teacher LM in
+            # teacher_settings or of predictors with their own LM, which the usages above miss.
+            total_calls=self.budget.calls,
             prompt_model_total_calls=prompt_calls,
             task_usage=task_usage,
             prompt_usage=prompt_usage,

@@ -255,14 +255,17 @@ def _demos_text(predictor: Predict, demos: list[Example]) -> str:
     return "\n\n".join("\n".join(f"{f.label} {d[f.name]}" for f in fields if f.name in d) for d in demos)
 
 
-_LEADING_LABEL = re.compile(r"^\s*[\w ]{1,40}:\s*")
+# A label the model echoes before its answer: "Proposed Instruction:", "**New instruction:**".
+# Only labels that name an instruction or prompt are removed: "Rule: ..." or "Important: ..."
+# is part of the instruction itself.
+_LEADING_LABEL = re.compile(r"^[\s*]*(?:[\w'-]+\s+){0,4}(?:instruction|prompt)s?\s*:[\s*]*", re.IGNORECASE)
 
 
 def strip_prefix(text: str) -> str:
-    """Remove a leading label of at most five words ("Proposed Instruction:") and surrounding quotes."""
+    """Remove a leading instruction label of at most five words and surrounding quotes."""
     text = text.strip()
     match = _LEADING_LABEL.match(text)
-    if match and len(match.group(0).split()) <= 5:
+    if match:
         text = text[match.end() :]
     return text.strip().strip('"').strip("'").strip()
 

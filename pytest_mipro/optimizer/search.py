@@ -406,11 +406,19 @@ def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
 
 
 def _claimed_trials(study: Any) -> list[Any]:
-    """Search trials (not the baseline, not added full evals) finished or in progress."""
+    """Search trials (not the baseline, not added full evals) finished or in progress.
+
+    A trial another process has just asked for carries no attributes yet; it counts too,
+    or two processes could both take the last trial.
+    """
     from optuna.trial import TrialState
 
     states = (TrialState.COMPLETE, TrialState.RUNNING)
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("claimed")]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.user_attrs.get("claimed") or (t.state == TrialState.RUNNING and "kind" not in t.user_attrs)
+    ]
 
 
 def _waiting_trials(study: Any) -> list[Any]:

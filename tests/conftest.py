@@ -1,0 +1,116 @@
+"""Shared test setup: an isolated LM cache and settings per test, and deterministic fake models.
+
+Fake models are litellm custom providers (``pytest_mipro.lm.register_fake_model``), so the
+cache, usage counts, retries and budgets they go through are the real ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Messages = list[dict[str, Any]]
+Responder = Callable[[Messages, dict[str, Any]], str]
+
+_NAMES = itertools.count()
+
+# Set before any test module imports litellm, which otherwise fetches its price map online.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # litellm's import makes pydantic warn about its own TypedDicts; that is not ours to fix.
+    config.addinivalue_line("filterwarnings", "ignore:.*ReadOnly.*:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mipro(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh cache folder and default settings for every test; no network price-map fetch."""
+    from pytest_mipro import config
+    from pytest_mipro.lm import cache
+
+    cache_dir = tmp_path_factory.mktemp("mipro-cache")
+    monkeypatch.setenv("MIPRO_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    saved = list(config._GLOBAL)
+    config._GLOBAL[:] = [config.Settings()]
+    try:
+        yield cache_dir
+    finally:
+        config._GLOBAL[:] = saved
+        _close_cache(cache, cache_dir)
+
+
+def _close_cache(cache: Any, directory: Path) -> None:
+    """Close this test's diskcache so hundreds of tests do not keep hundreds of SQLite handles."""
+    with cache._LOCK:
+        opened = cache._OPEN.pop(str(directory.resolve()), None)
+    if opened is not None:
+        opened.close()
+
+
+@dataclass
+class FakeModel:
+    """A registered fake model that records every request it really receives (cache hits never arrive)."""
+
+    name: str
+    responder: Responder
+    requests: list[tuple[Messages, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> str:
+        return f"fake/{self.name}"
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    @property
+    def messages(self) -> list[Messages]:
+        with self._lock:
+            return [messages for messages, _ in self.requests]
+
+    def lm(self, **kwargs: Any) -> Any:
+        """An ``LM`` for this model (no retries unless asked, so a failing test fails fast)."""
+        from pytest_mipro import LM
+
+        kwargs.setdefault("num_retries", 0)
+        return LM(self.model, **kwargs)
+
+    def __call__(self, messages: Messages, params: dict[str, Any]) -> str:
+        with self._lock:
+            self.requests.append((messages, dict(params)))
+        return self.responder(messages, params)
+
+
+@pytest.fixture
+def fake_model(request: pytest.FixtureRequest) -> Iterator[Callable[..., FakeModel]]:
+    """``fake_model(responder)`` registers ``fake/<unique name>`` and returns a call-counting handle.
+
+    ``responder(messages, params) -> str``; a plain string answers every request with it.
+    """
+    from pytest_mipro.lm import register_fake_model, unregister_fake_model
+
+    made: list[FakeModel] = []
+
+    def make(responder: Responder | str, name: str | None = None) -> FakeModel:
+        reply = responder
+        func: Responder = (lambda messages, params: reply) if isinstance(reply, str) else reply  # type: ignore[assignment,return-value]
+        unique = f"{name or 'model'}-{next(_NAMES)}"
+        fake = FakeModel(unique, func)
+        register_fake_model(unique, fake)
+        made.append(fake)
+        return fake
+
+    yield make
+    for fake in made:
+        unregister_fake_model(fake.name)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_mipro import Budget, BudgetExceeded, Evaluate, Example, Predict, context
+from pytest_mipro.optimizer.evaluate import TooManyErrors
+
+from ._tasks import WORDS, exact_match, fields_of, foods
+
+
+def kind_responder(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Right for fruits, wrong for vegetables; raises for kale (a program error)."""
+    item = fields_of(messages[-1])["item"]
+    word = item.split()[0]
+    if word == "kale":
+        raise ValueError("kale is not supported")
+    return "fruit"
+
+
+def test_score_is_the_mean_fraction_and_results_keep_devset_order(fake_model: Any) -> None:
+    fake = fake_model(lambda m, p: "fruit")
+    devset = foods(2)
+    result = Evaluate(devset=devset, metric=exact_match)(Predict("item -> kind", lm=fake.lm()))
+    assert result.score == pytest.approx(0.5)
+    assert [r.example for r in result.results] == devset
+    assert result.n == 12 and result.errors == 0 and result.parse_failures == 0
+    assert fake.calls == 12
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_threads_give_the_same_result(fake_model: Any, threads: int) -> None:
+    lm = fake_model(lambda m, p: WORDS[fields_of(m[-1])["item"].split()[0]] if "1" in m[-1]["content"] else "x").lm()
+    result = Evaluate(devset=foods(3), metric=exact_match, num_threads=threads)(Predict("item -> kind", lm=lm))
+    assert [r.score for r in result.results] == [0.0] * 6 + [1.0] * 6 + [0.0] * 6
+
+
+def test_program_errors_score_zero_and_are_counted(fake_model: Any) -> None:
+    lm = fake_model(kind_responder).lm()
+    result = Evaluate(devset=foods(2), metric=exact_match, max_errors=5)(Predict("item -> kind", lm=lm))
+    kale = [r for r in result.results if r.example.item.startswith("kale")]
+    assert len(kale) == 2 and all(r.score == 0.0 and r.error and "kale" in r.error for r in kale)
+    assert result.errors == 2
+    assert result.score == pytest.approx(6 / 12)
+
+
+def test_too_many_errors_stop_the_evaluation(fake_model: Any) -> None:
+    lm = fake_model(kind_responder).lm()
+    with pytest.raises(TooManyErrors, match="max_errors=1"):
+        Evaluate(devset=foods(2), metric=exact_match, max_errors=1)(Predict("item -> kind", lm=lm))
+
+
+def test_metric_must_return_a_fraction(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    result = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: 100)(Predict("item -> kind", lm=lm))
+    assert result.score == 0.0 and result.errors == 6
+    assert "must return a bool or a number in [0, 1]" in str(result.results[0].error)
+
+
+def test_float_metrics_are_averaged(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    result = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: 0.25)(Predict("item -> kind", lm=lm))
+    assert result.score == pytest.approx(0.25)
+
+
+def test_devset_can_be_given_per_call(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    evaluate = Evaluate(devset=foods(2), metric=exact_match)
+    assert evaluate(Predict("item -> kind", lm=lm), foods(1)[:1]).n == 1
+
+
+def test_budget_exhaustion_propagates(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    with context(budget=Budget(max_calls=3)), pytest.raises(BudgetExceeded):
+        Evaluate(devset=foods(1), metric=exact_match, num_threads=2)(Predict("item -> kind", lm=lm))
+
+
+def test_worst_lists_the_lowest_scores_first(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    result = Evaluate(devset=foods(1), metric=exact_match)(Predict("item -> kind", lm=lm))
+    assert [r.score for r in result.worst(2)] == [0.0, 0.0]
+
+
+def test_example_inputs_must_be_marked(fake_model: Any) -> None:
+    lm = fake_model(lambda m, p: "fruit").lm()
+    devset = [Example(item="apple", kind="fruit")]  # no with_inputs: an error for that example
+    result = Evaluate(devset=devset, metric=exact_match)(Predict("item -> kind", lm=lm))
+    assert result.errors == 1 and "with_inputs" in str(result.results[0].error)

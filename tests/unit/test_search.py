@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
+from pytest_mipro.optimizer.search import BayesianSearch, SearchSettings, SearchSpace, create_study
+
+from ._tasks import RULE, exact_match, foods, task_answer
+
+INSTRUCTIONS = ["Classify.", f"Classify with {RULE}.", "Guess the kind."]
+
+
+def demo_sets() -> list[list[Example]]:
+    pool = foods(3)[12:]  # not in the valset below
+    return [[], pool[:2], pool[2:5], pool[5:6]]  # only set 2 has enough demos to answer right
+
+
+def space(search_demos: bool = True) -> SearchSpace:
+    program = Predict("item -> kind", instructions=INSTRUCTIONS[0])
+    return SearchSpace(program, {"self": list(INSTRUCTIONS)}, {"self": demo_sets()}, search_demos=search_demos)
+
+
+def optimal(params: dict[str, int]) -> bool:
+    return params["0_predictor_instruction"] == 1 or params.get("0_predictor_demos") == 2
+
+
+def search(task: Any, **settings: Any) -> BayesianSearch:
+    defaults: dict[str, Any] = {"num_trials": 8, "minibatch_size": 4, "full_eval_steps": 2, "seed": 0, "n_startup_trials": 4}
+    valset = foods(2)
+    configure(lm=task.lm())
+    return BayesianSearch(
+        space=settings.pop("space", None) or space(),
+        valset=valset,
+        evaluate=Evaluate(devset=valset, metric=exact_match),
+        settings=SearchSettings(**{**defaults, **settings}),
+        rng=random.Random(0),
+    )
+
+
+def trials(study: Any, kind: str) -> list[Any]:
+    return [t for t in study.trials if t.user_attrs.get("kind") == kind and t.value is not None]
+
+
+def prompt_key(messages: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(m["content"] for m in messages)
+
+
+def test_baseline_is_scored_first_on_the_full_valset(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer))
+    study = create_study(runner.settings)
+    outcome = runner.run(study)
+    first = study.trials[0]
+    assert first.user_attrs["kind"] == "baseline"
+    assert first.params == {"0_predictor_instruction": 0, "0_predictor_demos": 0}
+    assert first.user_attrs["n"] == 12 and first.value == 0.0
+    assert outcome.baseline_score == 0.0
+    assert outcome.trial_logs[0].kind == "baseline"
+
+
+def test_full_evals_are_recorded_with_their_true_params_and_scores(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer))
+    study = create_study(runner.settings)
+    outcome = runner.run(study)
+    full = trials(study, "full") + trials(study, "full-pruned")
+    minibatch = trials(study, "minibatch")
+    assert len(minibatch) == 8
+    assert len(full) == 4  # after every 2 minibatch trials
+    assert any(t.params["0_predictor_demos"] != 0 for t in full)  # the demo index matters here
+    checker = Evaluate(devset=runner.valset, metric=exact_match)
+    tried = [t.params for t in minibatch]
+    for trial in trials(study, "full"):
+        assert trial.params in tried
+        expected = checker(runner.space.build(runner.space.combo_from_params(trial.params))).score
+        assert trial.value == pytest.approx(expected)
+        assert trial.value == (1.0 if optimal(trial.params) else 0.0)
+    assert outcome.best_score == 1.0 and optimal(runner.space.params_from_combo(outcome.best_combo))
+
+
+def test_full_eval_picks_the_best_average_combination_not_yet_evaluated(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer), num_trials=6, full_eval_steps=3)
+    study = create_study(runner.settings)
+    runner.run(study)
+    ordered = sorted(study.trials, key=lambda t: t.number)
+    evaluated: list[dict[str, int]] = [ordered[0].params]
+    means: dict[tuple[int, ...], list[float]] = {}
+    for trial in ordered[1:]:
+        kind = trial.user_attrs.get("kind")
+        key = tuple(sorted(trial.params.items()))
+        if kind == "minibatch":
+            means.setdefault(key, []).append(trial.value)  # type: ignore[arg-type]
+        elif kind in ("full", "full-pruned"):
+            pending = {k: sum(v) / len(v) for k, v in means.items() if dict(k) not in evaluated}
+            assert pending[key] == max(pending.values())
+            evaluated.append(trial.params)
+
+
+def test_no_prompt_is_sent_twice_in_a_search(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    runner = search(task, num_trials=10, full_eval_steps=2)
+    with configure(cache=False):
+        runner.run()
+    keys = [prompt_key(m) for m in task.messages]
+    assert len(keys) == len(set(keys))  # full evals reuse minibatch predictions
+    assert task.calls == sum(len(results) for results in runner.memo.results.values())
+
+
+def test_a_search_with_one_combination_does_not_crash(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    one = SearchSpace(Predict("item -> kind"), {"self": ["Classify."]}, {"self": [[]]})
+    runner = search(task, space=one, num_trials=4, full_eval_steps=1)
+    with configure(cache=False):
+        outcome = runner.run()
+    assert task.calls == 12  # the baseline; minibatches reuse its predictions
+    assert outcome.best_combo == ((0, 0),) and outcome.best_score == 0.0
+
+
+def test_without_minibatches_every_trial_is_a_full_eval(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer), minibatch=False, num_trials=6)
+    study = create_study(runner.settings)
+    outcome = runner.run(study)
+    assert len(trials(study, "full")) == 6 and not trials(study, "minibatch")
+    assert all(t.user_attrs["n"] == 12 for t in trials(study, "full"))
+    assert outcome.best_score == 1.0
+    assert [t.kind for t in outcome.trial_logs] == ["baseline"] + ["full"] * 6
+
+
+def test_minibatches_depend_on_the_seed_and_are_reproducible(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+
+    def batches(seed: int) -> list[list[str]]:
+        runner = search(task, seed=seed)
+        return [[ex.uid for ex in runner._batch(n)] for n in range(1, 6)]
+
+    assert batches(0) == batches(0)
+    assert batches(0) != batches(9)
+
+
+def test_same_seed_same_trials(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    first = search(task).run()
+    calls = task.calls
+    second = search(task).run()
+    assert [(t.kind, t.params, t.score) for t in first.trial_logs] == [(t.kind, t.params, t.score) for t in second.trial_logs]
+    assert task.calls == calls  # everything came from the cache
+
+
+def test_a_spent_budget_returns_the_best_so_far(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    runner = search(task, minibatch=False, num_trials=10)
+    with context(budget=Budget(max_calls=12 * 4 + 5)), configure(cache=False):
+        outcome = runner.run()
+    assert outcome.stopped_by_budget
+    assert task.calls == 12 * 4 + 5
+    full = [t for t in outcome.trial_logs if t.kind in ("baseline", "full")]
+    assert 4 <= len(full) < 11  # the search stopped before its 10 trials
+    assert outcome.best_score == max(t.score for t in full)
+
+
+def test_zero_shot_space_searches_instructions_only() -> None:
+    zero = space(search_demos=False)
+    assert set(zero.distributions()) == {"0_predictor_instruction"}
+    assert zero.params_from_combo(((2, 0),)) == {"0_predictor_instruction": 2}
+    assert zero.combo_from_params({"0_predictor_instruction": 2}) == ((2, 0),)
+
+
+def test_build_applies_a_combination_without_touching_the_program() -> None:
+    full = space()
+    built = full.build(((1, 2),))
+    assert built.instructions == INSTRUCTIONS[1]
+    assert [d.uid for d in built.demos] == [d.uid for d in demo_sets()[2]]
+    assert full.program.instructions == INSTRUCTIONS[0] and full.program.demos == []
+    assert full.combo_from_params(full.params_from_combo(((2, 3),))) == ((2, 3),)
+
+
+def test_on_trial_sees_every_evaluation(fake_model: Any) -> None:
+    seen: list[str] = []
+    runner = search(fake_model(task_answer), num_trials=4)
+    runner.on_trial = lambda log: seen.append(log.kind)
+    outcome = runner.run()
+    assert seen == [t.kind for t in outcome.trial_logs]
+    assert all(0.0 <= t.score <= 1.0 and 0.0 <= t.best_full_score <= 1.0 for t in outcome.trial_logs)
