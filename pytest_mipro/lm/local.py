@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
@@ -57,12 +59,45 @@ def load_model(path: str | None = None) -> Any:
     path = path or model_path()
     with _LOCK:
         if path not in _LOADED:
-            try:
-                from llama_cpp import Llama
-            except ImportError as exc:
-                raise ConfigError(INSTALL_HINT) from exc
-            _LOADED[path] = Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=os.cpu_count() or 2, verbose=False)
+            _LOADED[path] = _new_llama(path)
         return _LOADED[path]
+
+
+def _new_llama(path: str) -> Any:
+    """A ``Llama`` with llama.cpp's extra weight buffers (repacking, AMX) turned off.
+
+    On CPUs that report AMX, a source build of llama-cpp-python routes matrix products
+    through ggml's AMX kernels, which segfault on the first decode where the kernel does not
+    grant AMX state (seen on Sapphire Rapids VMs). ``Llama`` exposes no switch for
+    ``use_extra_bufts``, so the default model parameters are swapped during the load only.
+    For a 270M model the plain CPU kernels are fast enough.
+    """
+    try:
+        import llama_cpp.llama_cpp as native
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ConfigError(INSTALL_HINT) from exc
+    defaults = native.llama_model_default_params
+
+    def plain_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = plain_buffers
+    try:
+        return Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=_threads(), verbose=False)
+    finally:
+        native.llama_model_default_params = defaults
+
+
+def _threads() -> int:
+    """$MIPRO_LOCAL_THREADS, else every core.
+
+    llama.cpp's threads wait for each other at every layer, so on a shared machine where
+    other processes hold a core, one thread decodes several times faster than two.
+    """
+    return int(os.environ.get("MIPRO_LOCAL_THREADS") or os.cpu_count() or 2)
 
 
 def render_transcript(messages: list[dict[str, Any]]) -> str:
@@ -116,7 +151,11 @@ def generate(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str
     prompt = render_transcript(messages)
     if grammar is not None:
         prompt += "\n"
-    stop = params.get("stop") or ([] if grammar is not None else [_EXAMPLE_SEPARATOR])
+        stop = params.get("stop") or []
+        processors = None
+    else:
+        stop = params.get("stop") or stop_sequences(messages)
+        processors = _value_on_label_line(llm) if prompt.endswith(":") else None
     with _LOCK:
         return llm.create_completion(
             prompt,
@@ -126,7 +165,58 @@ def generate(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str
             stop=stop,
             seed=int(params["seed"]) if params.get("seed") is not None else 0,
             grammar=grammar,
+            logits_processor=processors,
         )
+
+
+_LABEL_AT_LINE_START = re.compile(r"^([A-Z][A-Za-z0-9_ ]{0,40}:)", re.MULTILINE)
+
+
+def stop_sequences(messages: list[dict[str, Any]]) -> list[str]:
+    """Where the model's answer ends: a blank line, or a new line that starts another example.
+
+    A base model that has answered keeps writing the next example, whose first line starts
+    with one of the labels of the open (last user) block: an input label, or the open output
+    label itself. Later output labels (``Answer:`` after ``Reasoning:``) never stop it.
+    """
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    labels = _LABEL_AT_LINE_START.findall(str((last_user or {}).get("content") or ""))
+    return [_EXAMPLE_SEPARATOR, *dict.fromkeys("\n" + label for label in labels)]
+
+
+def _value_on_label_line(llm: Any) -> Any:
+    """Keep the first generated token off the newline tokens, so the value follows its label.
+
+    Without demos, Gemma 270M tends to answer an open ``Label:`` line with a line break and
+    a numbered list; demos and the adapter's format put the value on the label's line.
+    """
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList([_FirstTokenBan(_newline_tokens(llm))])
+
+
+@dataclass
+class _FirstTokenBan:
+    banned: list[int]
+    steps: int = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.steps += 1
+        if self.steps == 1:
+            scores[self.banned] = -float("inf")
+        return scores
+
+
+_NEWLINE_TOKENS: dict[int, list[int]] = {}
+
+
+def _newline_tokens(llm: Any) -> list[int]:
+    """Ids of the tokens made only of line breaks (Gemma has one for each run length)."""
+    key = id(llm)
+    if key not in _NEWLINE_TOKENS:
+        runs = (llm.tokenize(("\n" * n).encode(), add_bos=False, special=False) for n in range(1, 33))
+        _NEWLINE_TOKENS[key] = sorted({ids[0] for ids in runs if len(ids) == 1})
+    return _NEWLINE_TOKENS[key]
 
 
 def _make_handler_class() -> type:
