@@ -1,0 +1,266 @@
+"""The pytest plugin (entry point ``mipro``): options, the ``mipro`` marker and fixture, hooks.
+
+Hooks translate between pytest and the library and hold no logic: settings live in
+``settings.py``, the run state in ``session.py``, targets in ``targets.py``, text in
+``report.py`` and everything about xdist in ``distributed.py``. Importing this module is
+cheap (no litellm, no optuna), so ``pytest --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import distributed, hookspecs
+from .errors import ConfigError
+from .settings import OPTIONS, MiproSettings, Sources, resolve
+
+if TYPE_CHECKING:
+    from .session import MiproSession, TargetRun
+
+# Before anything can import litellm (nothing above does): never fetch the price map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+MARKER = "mipro"
+MARKER_HELP = (
+    "mipro(program, *, threshold=None, name=None, examples=None, valset=None, metric=None, **optimizer_options): "
+    "optimize the program's prompts with MIPROv2 (--mipro-optimize), lock them in prompts.lock and gate on their score"
+)
+SETTINGS_KEY = pytest.StashKey[MiproSettings]()
+SESSION_KEY = pytest.StashKey["MiproSession"]()
+COLLECTION_KEY = pytest.StashKey["_Collection"]()
+FAILURE_KEY = pytest.StashKey[str]()
+
+# (help, metavar or None for a flag) per option; the ini twin's name is settings.OPTIONS[option].
+_OPTION_HELP = {
+    "optimize": ("optimize the selected mipro targets with MIPROv2 and update the lockfile", None),
+    "check": ("only check that every target has a fresh lock entry; makes no LM call", None),
+    "lockfile": ("the prompt lockfile (default: prompts.lock in the rootdir)", "PATH"),
+    "model": ("task model as a litellm string, e.g. openai/gpt-4o-mini (default: configure(lm=...), else local/gemma-3-270m)", "MODEL"),
+    "prompt-model": ("model that proposes instructions while optimizing (default: the task model)", "MODEL"),
+    "auto": ("optimization budget preset: light, medium or heavy (default: light)", "PRESET"),
+    "seed": ("optimizer seed (default: MIPROv2's, 9)", "INT"),
+    "threads": ("parallel LM calls per evaluation (default: 1)", "N"),
+    "tolerance": ("without a marker threshold, fail below the locked score minus this (default: 0.05)", "FRACTION"),
+    "budget": ("LM spending limit per optimized target: '500' calls, 'cost=2.5' dollars, or 'calls=500,cost=2.5'", "LIMITS"),
+    "no-cache": ("do not read or write the LM response cache", None),
+    "report": ("write a report: .json (machine-readable) or .html (self-contained, with plots)", "PATH"),
+}
+
+
+class MiproWarning(pytest.PytestWarning):
+    """Warnings from pytest-mipro (for example, unused lock entries)."""
+
+
+@dataclass
+class _Collection:
+    """What collection saw: the lock names of marked tests and whether anything was deselected."""
+
+    used: set[str] = field(default_factory=set)
+    deselected: int = 0
+
+
+def _dest(option: str) -> str:
+    return "mipro_" + option.replace("-", "_")
+
+
+# ---------------------------------------------------------------- options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mipro", "prompt optimization and CI gating (pytest-mipro)")
+    for option, (text, metavar) in _OPTION_HELP.items():
+        ini = OPTIONS[option]
+        if metavar is None:
+            group.addoption(f"--mipro-{option}", action="store_true", default=None, dest=_dest(option), help=text)
+            parser.addini(ini, f"{text} (the --mipro-{option} flag)", type="bool", default=False)
+        else:
+            group.addoption(f"--mipro-{option}", action="store", default=None, dest=_dest(option), metavar=metavar, help=text)
+            parser.addini(ini, f"{text} (like --mipro-{option})", default="")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    try:
+        config.stash[SETTINGS_KEY] = _settings(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[COLLECTION_KEY] = _Collection()
+    distributed.register(config, lambda: _session(config))
+
+
+def _settings(config: pytest.Config) -> MiproSettings:
+    cli = {option: config.getoption(_dest(option)) for option in OPTIONS}
+    ini = {name: config.getini(name) for name in OPTIONS.values()}
+    sources = Sources(
+        invocation_dir=config.invocation_params.dir,
+        ini_dir=config.inipath.parent if config.inipath else config.rootpath,
+        rootdir=config.rootpath,
+    )
+    return resolve(cli, ini, sources, verbosity=int(config.getoption("verbose")))
+
+
+def _session(config: pytest.Config) -> MiproSession:
+    """The run state, created on first use so runs without mipro targets never import the library."""
+    if SESSION_KEY not in config.stash:
+        from .session import Callbacks, MiproSession
+
+        callbacks = Callbacks(
+            progress=lambda line: _progress(config, line),
+            trial_finished=lambda progress: config.hook.pytest_mipro_trial_finished(target_name=progress.target, trial=progress),
+            lock_entry=lambda entry: config.hook.pytest_mipro_lock_entry(target_name=entry.name, entry=entry),
+            target_finished=lambda record: config.hook.pytest_mipro_target_finished(target_name=record["target"], record=record),
+        )
+        config.stash[SESSION_KEY] = MiproSession(config.stash[SETTINGS_KEY], callbacks)
+    return config.stash[SESSION_KEY]
+
+
+def _progress(config: pytest.Config, line: str) -> None:
+    """Live progress on the terminal (not under -q, and not from xdist workers, whose output is hidden)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.stash[SETTINGS_KEY].verbosity < 0 or distributed.is_worker(config):
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
+# ---------------------------------------------------------------- collection
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    used = config.stash[COLLECTION_KEY].used
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None:
+            continue
+        used.add(marker.kwargs.get("name") or item.nodeid)
+        fixturenames = getattr(item, "fixturenames", None)
+        if fixturenames is not None and "mipro" not in fixturenames:
+            fixturenames.append("mipro")  # a marked test is gated even if it does not ask for the result
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[COLLECTION_KEY].deselected += len(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    collection = config.stash[COLLECTION_KEY]
+    if not distributed.reports_collection(config) or not _whole_suite(config, collection):
+        return
+    lockfile = config.stash[SETTINGS_KEY].lockfile
+    if not lockfile.exists():
+        return
+    unused = _session(config).unused_entries(collection.used)
+    if unused:
+        from .report import unused_message
+
+        warnings.warn(MiproWarning(unused_message(unused, lockfile)), stacklevel=1)
+
+
+def _whole_suite(config: pytest.Config, collection: _Collection) -> bool:
+    """Unused entries are only meaningful when nothing was left out (no -k, -m, node ids, deselection)."""
+    if collection.deselected or config.option.keyword or config.option.markexpr:
+        return False
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return True
+    root = config.rootpath
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if "::" in arg or not (path == root or path in root.parents):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- the fixture and the test
+
+
+@pytest.fixture
+def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
+    """The locked program of the test's ``@pytest.mark.mipro`` target and how it scored.
+
+    Attributes: ``program`` (with the locked prompts), ``score``, ``results`` (per example),
+    ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``.
+    """
+    from .errors import MiproError
+    from .session import GateFailure
+
+    node = request.node
+    try:
+        target = _target(request)
+        return _session(request.config).run(target, nodeid=node.nodeid)
+    except GateFailure as exc:
+        node.stash[FAILURE_KEY] = str(exc)  # reported as the test's failure, not a setup error
+        return None
+    except (MiproError, ValueError) as exc:
+        problem = f"{node.nodeid}: {exc}"
+    pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
+
+
+def _target(request: pytest.FixtureRequest) -> Any:
+    from .targets import target_from_declaration
+
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        raise ConfigError("the `mipro` fixture needs a target: mark the test with @pytest.mark.mipro(program, ...)")
+
+    def lookup(name: str) -> Any:
+        try:
+            return request.getfixturevalue(name)
+        except pytest.FixtureLookupError as exc:
+            if exc.argname == name:
+                raise KeyError(name) from None
+            raise
+
+    return target_from_declaration(marker.args, marker.kwargs, default_name=request.node.nodeid, lookup=lookup)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    failure = item.stash.get(FAILURE_KEY, None)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+# ---------------------------------------------------------------- the end of the run
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if SESSION_KEY not in config.stash and config.stash[SETTINGS_KEY].report is None:
+        return  # no target ran and no report was asked for
+    from .errors import MiproError
+
+    mipro_session = _session(config)
+    if distributed.is_worker(config):
+        distributed.publish(config, mipro_session)
+        return
+    try:
+        mipro_session.finish()
+    except (OSError, MiproError) as exc:
+        mipro_session.notes.append(f"mipro: ERROR: {exc}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if SESSION_KEY not in config.stash or distributed.is_worker(config):
+        return
+    lines = config.stash[SESSION_KEY].summary()
+    if lines and config.stash[SETTINGS_KEY].verbosity >= -1:
+        terminalreporter.write_sep("-", "mipro")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,267 @@
+"""``MiproSession``: the run state of one pytest process (no pytest import here).
+
+It holds the settings, the lockfile read once, the lock entries optimized in this
+process, and a JSON-able record per target for the summary and reports. The plugin
+creates one in ``pytest_configure``; the ``mipro`` fixture calls :meth:`MiproSession.run`.
+Under xdist, each worker's :meth:`payload` reaches the controller's :meth:`absorb`,
+and only the controller calls :meth:`finish`, which writes the lockfile once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import report
+from .errors import LockfileError, MiproError
+from .lm import LM
+from .lockfile import LockEntry, Lockfile
+from .optimizer.evaluate import ExampleResult
+from .program import Module
+from .settings import MiproSettings
+from .targets import (
+    Evaluation,
+    RunConfig,
+    Target,
+    TrialProgress,
+    evaluate_locked,
+    gate_threshold,
+    locked_program,
+    optimize,
+    stale_parts,
+)
+
+
+class GateFailure(MiproError):
+    """A target failed its gate (missing or stale entry, or a score below the threshold)."""
+
+
+@dataclass
+class Callbacks:
+    """How the session reaches the outside: progress lines and the plugin's hooks."""
+
+    progress: Callable[[str], None] = lambda line: None
+    trial_finished: Callable[[TrialProgress], None] = lambda progress: None
+    lock_entry: Callable[[LockEntry], None] = lambda entry: None
+    target_finished: Callable[[dict[str, Any]], None] = lambda record: None
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """What the ``mipro`` fixture returns: the locked program and how it scored.
+
+    In ``--mipro-check`` mode nothing is evaluated: ``score`` is the locked score and
+    ``results`` is empty.
+    """
+
+    name: str
+    mode: str
+    program: Module
+    entry: LockEntry
+    score: float
+    threshold: float | None
+    results: list[ExampleResult] = field(default_factory=list)
+    calls: int = 0
+    baseline_score: float | None = None
+
+    @property
+    def failures(self) -> list[ExampleResult]:
+        """Examples that did not get full marks (or raised), worst first."""
+        return sorted((r for r in self.results if r.score < 1.0 or r.failed), key=lambda r: r.score)
+
+
+class MiproSession:
+    """Runs targets in the mode the settings say, and remembers what happened."""
+
+    def __init__(self, settings: MiproSettings, callbacks: Callbacks | None = None) -> None:
+        self.settings = settings
+        self.callbacks = callbacks or Callbacks()
+        self.records: list[dict[str, Any]] = []
+        self.new_entries: dict[str, LockEntry] = {}
+        self.notes: list[str] = []  # end-of-run lines: what was written, and any error
+        self._lockfile: Lockfile | None = None
+        self._task_lm: LM | None = None
+        self._prompt_lm: LM | None = None
+
+    # ------------------------------------------------------------ state
+
+    def lockfile(self) -> Lockfile:
+        """The lockfile as it was when first needed (a missing file is an empty lockfile)."""
+        if self._lockfile is None:
+            self._lockfile = Lockfile.read(self.settings.lockfile, missing_ok=True)
+        return self._lockfile
+
+    def run_config(self) -> RunConfig:
+        """The LMs are resolved on first use, after conftest files had their chance to configure()."""
+        if self._task_lm is None:
+            self._task_lm, self._prompt_lm = self._models()
+        budget = self.settings.budget
+        return RunConfig(
+            task_lm=self._task_lm,
+            prompt_lm=self._prompt_lm,
+            auto=self.settings.auto,
+            seed=self.settings.seed,
+            threads=self.settings.threads,
+            max_calls=budget.max_calls if budget else None,
+            max_cost=budget.max_cost if budget else None,
+            cache=self.settings.cache,
+            on_trial=self._on_trial,
+        )
+
+    def _models(self) -> tuple[LM, LM | None]:
+        """--mipro-model beats configure(lm=...), which beats the embedded default model."""
+        from . import config
+        from .lm import default_lm
+
+        current = config.current()
+        task = LM(self.settings.model) if self.settings.model else default_lm()
+        prompt = LM(self.settings.prompt_model) if self.settings.prompt_model else current.prompt_model
+        return task, prompt
+
+    # ------------------------------------------------------------ running targets
+
+    def run(self, target: Target, *, nodeid: str = "") -> TargetRun:
+        """Gate, check or optimize ``target``; raises :class:`GateFailure` with the reason."""
+        record = report.new_record(target.name, nodeid, self.settings.mode)
+        try:
+            outcome = self._dispatch(target, record)
+        except GateFailure as exc:
+            record.update(outcome=record.get("outcome") or "failed", message=str(exc))
+            raise
+        except Exception as exc:
+            record.update(outcome="error", message=f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            record["outcome"] = "passed"
+            return outcome
+        finally:
+            self.records.append(record)
+            self.callbacks.target_finished(record)
+
+    def _dispatch(self, target: Target, record: dict[str, Any]) -> TargetRun:
+        if self.settings.optimize and target.name not in self.new_entries:
+            return self._optimize(target, record)
+        entry = self._fresh_entry(target, record)
+        if self.settings.check:
+            report.fill_from_entry(record, entry)
+            return TargetRun(target.name, "check", locked_program(target, entry), entry, entry.score, target.threshold)
+        return self._gate(target, entry, record)
+
+    def _entry(self, name: str) -> LockEntry:
+        if name in self.new_entries:
+            return self.new_entries[name]
+        lockfile = self.lockfile()  # a malformed file raises here: an error, not a missing entry
+        try:
+            return lockfile.require(name)
+        except LockfileError as exc:
+            raise GateFailure(report.missing_message(name, self.settings.lockfile, str(exc))) from None
+
+    def _fresh_entry(self, target: Target, record: dict[str, Any]) -> LockEntry:
+        try:
+            entry = self._entry(target.name)
+        except GateFailure:
+            record["outcome"] = "missing"
+            raise
+        changed = stale_parts(target, entry, self._model_for_check())
+        if changed:
+            record["outcome"] = "stale"
+            record["stale_parts"] = changed
+            raise GateFailure(report.stale_message(target.name, changed, self.settings.lockfile))
+        return entry
+
+    def _model_for_check(self) -> Any:
+        """The task LM (for its model string and parameters); building it calls nothing."""
+        return self.run_config().task_lm
+
+    def _gate(self, target: Target, entry: LockEntry, record: dict[str, Any]) -> TargetRun:
+        evaluation = evaluate_locked(target, entry, self.run_config())
+        threshold, source = gate_threshold(target, entry, self.settings.tolerance)
+        report.fill_from_evaluation(record, evaluation, threshold, source)
+        record["baseline_score"] = entry.baseline_score
+        if evaluation.score < threshold:
+            record["outcome"] = "failed"
+            raise GateFailure(report.below_threshold_message(target.name, evaluation, threshold, source))
+        return self._target_run(target, "gate", entry, evaluation, threshold)
+
+    def _optimize(self, target: Target, record: dict[str, Any]) -> TargetRun:
+        self.callbacks.progress(report.start_line(target.name))
+        optimized = optimize(target, self.run_config())
+        entry = optimized.entry
+        self.callbacks.lock_entry(entry)  # hooks may add fields to entry.extra before it is kept
+        self.new_entries[target.name] = entry
+        threshold = target.threshold
+        report.fill_from_evaluation(record, optimized.evaluation, threshold, "threshold")
+        report.fill_from_optimization(record, entry, optimized.trials)
+        self.callbacks.progress(report.done_line(record))
+        if threshold is not None and optimized.evaluation.score < threshold:
+            record["outcome"] = "failed"
+            raise GateFailure(report.below_threshold_message(target.name, optimized.evaluation, threshold, "threshold"))
+        return self._target_run(target, "optimize", entry, optimized.evaluation, threshold)
+
+    def _target_run(self, target: Target, mode: str, entry: LockEntry, evaluation: Evaluation, threshold: float | None) -> TargetRun:
+        return TargetRun(
+            name=target.name,
+            mode=mode,
+            program=locked_program(target, entry),
+            entry=entry,
+            score=evaluation.score,
+            threshold=threshold,
+            results=list(evaluation.results),
+            calls=evaluation.calls,
+            baseline_score=entry.baseline_score,
+        )
+
+    def _on_trial(self, progress: TrialProgress) -> None:
+        self.callbacks.trial_finished(progress)
+        self.callbacks.progress(report.trial_line(progress))
+
+    # ------------------------------------------------------------ the end of the run
+
+    def payload(self) -> dict[str, Any]:
+        """JSON-able state a worker sends to the controller."""
+        return {"entries": {name: e.to_dict() for name, e in self.new_entries.items()}, "records": list(self.records)}
+
+    def absorb(self, payload: Mapping[str, Any]) -> None:
+        """Merge a worker's payload (the controller never runs targets itself)."""
+        for name, data in (payload.get("entries") or {}).items():
+            self.new_entries[name] = LockEntry.from_dict(name, data, source="xdist worker payload")
+        self.records.extend(payload.get("records") or [])
+
+    def write_lockfile(self) -> bool | None:
+        """Merge this run's new entries into the lockfile on disk (re-read now) and write it once.
+
+        Returns None when there was nothing to write, else whether the file changed.
+        """
+        if not self.settings.optimize or not self.new_entries:
+            return None
+        path = self.settings.lockfile
+        merged = Lockfile.read(path, missing_ok=True).merged(self.new_entries)
+        if path.exists() and path.read_text(encoding="utf-8") == merged.dumps():
+            return False
+        merged.write()
+        return True
+
+    def finish(self) -> None:
+        """The controller's (or only process's) last step: write the lockfile and the report."""
+        changed = self.write_lockfile()
+        names = ", ".join(sorted(self.new_entries))
+        if changed:
+            self.notes.append(f"mipro: updated {self.settings.lockfile}: {names}")
+        elif changed is False:
+            self.notes.append(f"mipro: {self.settings.lockfile} unchanged (re-optimized to the same prompts: {names})")
+        if self.settings.report is not None:
+            report.write_report(self.settings.report, self.records, lockfile=self.settings.lockfile, mode=self.settings.mode)
+            self.notes.append(f"mipro: report written to {self.settings.report}")
+
+    def summary(self) -> list[str]:
+        """Lines for the end-of-run summary."""
+        return report.summary_lines(self.records) + self.notes
+
+    def unused_entries(self, used: set[str]) -> list[str]:
+        """Lock entries no collected target uses (empty when the lockfile cannot be read)."""
+        try:
+            names = set(self.lockfile().entries)
+        except LockfileError:
+            return []
+        return sorted(names - used)

@@ -1,0 +1,226 @@
+"""``MiproSettings``: the plugin's options, resolved and validated once per run.
+
+Values come from the command line (``--mipro-*``) or, when a flag is absent, from its
+ini twin (``mipro_*`` under ``[tool.pytest.ini_options]``). Every wrong value raises
+:class:`ConfigError` naming the option; the plugin turns it into a pytest usage error.
+No pytest import here: the plugin passes plain values in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+MODES = ("gate", "check", "optimize")
+AUTO_CHOICES = ("light", "medium", "heavy")
+DEFAULT_LOCKFILE = "prompts.lock"
+DEFAULT_TOLERANCE = 0.05
+DEFAULT_AUTO = "light"
+REPORT_SUFFIXES = (".json", ".html")
+
+# Option name (without the leading "--mipro-") -> its ini twin. Tests import these.
+OPTIONS = {
+    "optimize": "mipro_optimize",
+    "check": "mipro_check",
+    "lockfile": "mipro_lockfile",
+    "model": "mipro_model",
+    "prompt-model": "mipro_prompt_model",
+    "auto": "mipro_auto",
+    "seed": "mipro_seed",
+    "threads": "mipro_threads",
+    "tolerance": "mipro_tolerance",
+    "budget": "mipro_budget",
+    "no-cache": "mipro_no_cache",
+    "report": "mipro_report",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Spending limit per optimized target (``--mipro-budget``)."""
+
+    max_calls: int | None = None
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class MiproSettings:
+    """Resolved options. ``mode`` is ``gate`` (plain run), ``check`` or ``optimize``."""
+
+    mode: str = "gate"
+    lockfile: Path = Path(DEFAULT_LOCKFILE)
+    model: str | None = None
+    prompt_model: str | None = None
+    auto: str = DEFAULT_AUTO
+    seed: int | None = None
+    threads: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    budget: Budget | None = None
+    cache: bool = True
+    report: Path | None = None
+    verbosity: int = 0
+
+    @property
+    def optimize(self) -> bool:
+        return self.mode == "optimize"
+
+    @property
+    def check(self) -> bool:
+        return self.mode == "check"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where relative paths are resolved: CLI paths from the invocation dir, ini paths from the ini file's dir."""
+
+    invocation_dir: Path
+    ini_dir: Path
+    rootdir: Path
+
+
+def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], sources: Sources, *, verbosity: int = 0) -> MiproSettings:
+    """Build settings from command-line values (None when absent) and ini values ("" when unset)."""
+    value = _Picker(cli, ini)
+    optimize, check = value.flag("optimize"), value.flag("check")
+    if optimize and check:
+        raise ConfigError("--mipro-optimize and --mipro-check cannot be combined: optimize writes the lockfile, check only reads it")
+    return MiproSettings(
+        mode="optimize" if optimize else "check" if check else "gate",
+        lockfile=_lockfile(value, sources),
+        model=_model(value.text("model"), "model"),
+        prompt_model=_model(value.text("prompt-model"), "prompt-model"),
+        auto=_auto(value.text("auto")),
+        seed=_integer(value.text("seed"), "seed", minimum=0),
+        threads=_integer(value.text("threads"), "threads", minimum=1),
+        tolerance=_tolerance(value.text("tolerance")),
+        budget=parse_budget(value.text("budget")),
+        cache=not value.flag("no-cache"),
+        report=_report(value, sources),
+        verbosity=verbosity,
+    )
+
+
+class _Picker:
+    """The CLI value of an option when given, else its ini twin's."""
+
+    def __init__(self, cli: Mapping[str, Any], ini: Mapping[str, Any]) -> None:
+        self.cli, self.ini = cli, ini
+
+    def from_cli(self, name: str) -> bool:
+        return self.cli.get(name) not in (None, False)
+
+    def flag(self, name: str) -> bool:
+        return bool(self.cli.get(name)) or _ini_bool(self.ini.get(OPTIONS[name]), OPTIONS[name])
+
+    def text(self, name: str) -> str | None:
+        raw = self.cli.get(name) if self.from_cli(name) else self.ini.get(OPTIONS[name])
+        text = "" if raw is None else str(raw).strip()
+        return text or None
+
+
+def _ini_bool(raw: Any, name: str) -> bool:
+    if raw in (None, "", False):
+        return False
+    if raw is True:
+        return True
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} = {raw!r}: expected true or false")
+
+
+def _lockfile(value: _Picker, sources: Sources) -> Path:
+    text = value.text("lockfile")
+    if text is None:
+        return sources.rootdir / DEFAULT_LOCKFILE
+    base = sources.invocation_dir if value.from_cli("lockfile") else sources.ini_dir
+    path = (base / text).resolve()
+    if path.is_dir():
+        raise ConfigError(f"--mipro-lockfile {text!r} is a directory; give a file path such as prompts.lock")
+    return path
+
+
+def _report(value: _Picker, sources: Sources) -> Path | None:
+    text = value.text("report")
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise ConfigError(f"--mipro-report {text!r}: the file must end in .json (machine-readable) or .html (a page with plots)")
+    base = sources.invocation_dir if value.from_cli("report") else sources.ini_dir
+    return (base / path).resolve()
+
+
+def _model(text: str | None, option: str) -> str | None:
+    if text is not None and "/" not in text:
+        raise ConfigError(
+            f"--mipro-{option} {text!r}: expected a litellm model string 'provider/name', "
+            "e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama_chat/llama3.2 or local/gemma-3-270m"
+        )
+    return text
+
+
+def _auto(text: str | None) -> str:
+    if text is None:
+        return DEFAULT_AUTO
+    if text.lower() not in AUTO_CHOICES:
+        raise ConfigError(f"--mipro-auto {text!r}: choose one of {', '.join(AUTO_CHOICES)}")
+    return text.lower()
+
+
+def _integer(text: str | None, option: str, *, minimum: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(f"--mipro-{option} {text!r}: expected a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"--mipro-{option} {text!r}: must be at least {minimum}")
+    return number
+
+
+def _tolerance(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_TOLERANCE
+    number = _float(text, "--mipro-tolerance")
+    if not 0.0 <= number <= 1.0:
+        raise ConfigError(f"--mipro-tolerance {text!r}: must be between 0 and 1 (scores are fractions)")
+    return number
+
+
+def parse_budget(text: str | None) -> Budget | None:
+    """``"500"`` (LM calls), ``"calls=500"``, ``"cost=2.5"`` (dollars) or ``"calls=500,cost=2.5"``."""
+    if text is None:
+        return None
+    calls: int | None = None
+    cost: float | None = None
+    for item in (part.strip() for part in text.split(",")):
+        key, sep, raw = item.partition("=")
+        key, raw = (key.strip().lower(), raw.strip()) if sep else ("calls", key.strip())
+        if key == "calls" and calls is None:
+            calls = _integer(raw, "budget", minimum=1)
+        elif key == "cost" and cost is None:
+            cost = _float(raw, "--mipro-budget cost")
+            if cost <= 0:
+                raise ConfigError(f"--mipro-budget {text!r}: cost must be a positive number of dollars")
+        else:
+            raise ConfigError(f"--mipro-budget {text!r}: expected '500', 'calls=500', 'cost=2.5' or 'calls=500,cost=2.5'")
+    return Budget(calls, cost)
+
+
+def _float(text: str, option: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected a number") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ConfigError(f"{option} {text!r}: expected a finite number")
+    return number

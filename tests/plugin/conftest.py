@@ -1,0 +1,179 @@
+"""Helpers for plugin tests: a small project with fake models, run with pytester.
+
+The inner project's conftest registers two fake models (``fake/plugin-task`` labels foods,
+``fake/plugin-prompter`` proposes instructions). Every request that really reaches the
+task model is appended to a log file, so a test can prove how many LM calls a run made
+(cache hits never reach the model). ``FAKE_WRONG`` (comma-separated words) makes the task
+model answer those items wrongly whatever the prompt says.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+INNER_CONFTEST = '''
+import os
+import pytest
+from pytest_mipro import Example, register_fake_model
+
+RULE = "RULE-42"
+WORDS = {"apple": "fruit", "pear": "fruit", "plum": "fruit", "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable"}
+
+
+def _fields(text):
+    found = {}
+    for line in text.splitlines():
+        head, sep, rest = line.partition(":")
+        if sep:
+            found[head.strip().lower()] = rest.strip()
+    return found
+
+
+def _log(kind):
+    with open(os.environ["FAKE_LM_LOG"], "a") as handle:
+        handle.write(kind + "\\n")
+
+
+def task(messages, params):
+    _log("task")
+    item = _fields(messages[-1]["content"]).get("item", "")
+    word = item.split()[0] if item else ""
+    wrong = [w for w in os.environ.get("FAKE_WRONG", "").split(",") if w]
+    demos = sum(m["role"] == "assistant" for m in messages)
+    if word in wrong:
+        return "Kind: mineral"
+    if RULE in messages[0]["content"] or demos >= 3:
+        return "Kind: " + WORDS.get(word, "unknown")
+    return "Kind: unknown"
+
+
+def prompter(messages, params):
+    _log("prompt")
+    wanted = messages[-1]["content"].rstrip().splitlines()[-1].rstrip(":").strip()
+    if wanted.lower() == "proposed instruction":
+        return f"{wanted}: Label the food as fruit or vegetable, following {RULE} (draw {params.get('seed')})."
+    return f"{wanted}: some observations."
+
+
+register_fake_model("plugin-task", task)
+register_fake_model("plugin-prompter", prompter)
+
+
+@pytest.fixture
+def mipro_examples():
+    return [Example(item=f"{w} {i}", kind=k) for i in range(2) for w, k in WORDS.items()]
+
+
+@pytest.fixture
+def mipro_metric():
+    return lambda example, prediction, trace=None: prediction.kind.strip().lower() == example.kind
+'''
+
+INNER_INI = """
+[pytest]
+mipro_model = fake/plugin-task
+mipro_prompt_model = fake/plugin-prompter
+"""
+
+# Small, fast optimizer settings: three candidates, three trials, full evaluation each trial.
+FAST = "auto=None, num_candidates=3, num_trials=3, minibatch=False"
+
+FOOD_TEST = f'''
+import pytest
+from pytest_mipro import Predict
+
+food = Predict("item -> kind", instructions="Say what kind of food this is.")
+
+
+@pytest.mark.mipro(food, name="food", {FAST})
+def test_food(mipro):
+    assert mipro.score >= 0.5
+'''
+
+
+class Project:
+    """An inner pytest project with fake models; ``run`` runs pytest on it in-process."""
+
+    def __init__(self, pytester: pytest.Pytester, log: Path) -> None:
+        self.pytester = pytester
+        self.log = log
+        self.path = pytester.path
+
+    def write_test(self, source: str = FOOD_TEST, name: str = "test_food") -> Path:
+        return self.pytester.makepyfile(**{name: textwrap.dedent(source)})
+
+    def run(self, *args: str) -> pytest.RunResult:
+        # Hypothesis's plugin would re-import hypothesis in every in-process run (about a second).
+        return self.pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args)
+
+    def run_subprocess(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args)
+
+    def lm_calls(self, kind: str = "task") -> int:
+        """Requests that reached the fake model of ``kind`` ("task" or "prompt") so far."""
+        if not self.log.exists():
+            return 0
+        return sum(line == kind for line in self.log.read_text().splitlines())
+
+    @property
+    def lockfile(self) -> Path:
+        return self.path / "prompts.lock"
+
+    def lock(self) -> dict[str, Any]:
+        import yaml
+
+        return yaml.safe_load(self.lockfile.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def _heavy_imports() -> None:
+    """Import litellm, optuna and the whole package in this (outer) process first.
+
+    In-process pytester runs drop the modules a run imported when it ends. Two of ours
+    cannot take that: numpy (under optuna) refuses to load twice in a process, and litellm
+    imports the ``importlib_metadata`` backport, which deletes the stdlib finder's
+    ``find_distributions`` and relies on its own finder, which the restored
+    ``sys.meta_path`` would lose: later runs would load no entry-point plugin at all.
+    """
+    import importlib
+    import pkgutil
+
+    import optuna  # noqa: F401
+
+    import pytest_mipro
+    from pytest_mipro.lm._litellm import get_litellm
+
+    get_litellm()
+    for module in pkgutil.walk_packages(pytest_mipro.__path__, "pytest_mipro."):
+        importlib.import_module(module.name)
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    _heavy_imports: None,
+) -> Project:
+    """A project with the fake-model conftest and ini, and one food-labelling target."""
+    log = tmp_path_factory.mktemp("lm-log") / "calls.log"
+    monkeypatch.setenv("FAKE_LM_LOG", str(log))
+    monkeypatch.delenv("FAKE_WRONG", raising=False)
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makeini(INNER_INI)
+    created = Project(pytester, log)
+    created.write_test()
+    return created
+
+
+@pytest.fixture
+def optimized(project: Project) -> Project:
+    """The project after a successful ``--mipro-optimize`` run."""
+    result = project.run("--mipro-optimize")
+    result.assert_outcomes(passed=1)
+    assert project.lockfile.exists()
+    return project

@@ -1,0 +1,70 @@
+"""``--mipro-report`` files and the plugin's own hooks."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import Project
+
+HOOKS = '''
+
+def pytest_mipro_trial_finished(target_name, trial):
+    with open("trials.log", "a") as handle:
+        handle.write(f"{target_name} {trial.trial.kind} {trial.number}/{trial.total}\\n")
+
+
+def pytest_mipro_lock_entry(target_name, entry):
+    entry.extra["reviewed_by"] = "hook"
+
+
+def pytest_mipro_target_finished(target_name, record):
+    with open("targets.log", "a") as handle:
+        handle.write(f"{target_name} {record['mode']} {record['outcome']}\\n")
+'''
+
+
+def test_json_report_has_per_example_results_and_trials(project: Project) -> None:
+    project.run("--mipro-optimize", "--mipro-report", "report.json").assert_outcomes(passed=1)
+
+    data = json.loads((project.path / "report.json").read_text())
+
+    assert data["mode"] == "optimize" and data["version"] == 1
+    (record,) = data["targets"]
+    assert record["target"] == "food" and record["nodeid"] == "test_food.py::test_food" and record["outcome"] == "passed"
+    assert record["score"] == 1.0 and record["baseline_score"] == 0.0 and record["n"] == 9
+    assert [t["kind"] for t in record["trials"]] == ["baseline", "full", "full", "full"]
+    example = record["examples"][0]
+    assert set(example) == {"id", "score", "inputs", "expected", "prediction", "error"}
+    assert example["inputs"]["item"] and example["prediction"]["kind"] == example["expected"]["kind"]
+
+
+def test_html_report_is_self_contained_with_a_trial_plot(project: Project) -> None:
+    project.run("--mipro-optimize", "--mipro-report", "report.html").assert_outcomes(passed=1)
+
+    page = (project.path / "report.html").read_text()
+
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<polyline" in page
+    assert page.count("<circle") == 4  # one dot per evaluation: baseline and three trials
+    for external in ("<script", "<link", "src=", "@import", "url("):
+        assert external not in page
+
+
+def test_report_of_a_failing_gate_records_the_message(project: Project) -> None:
+    project.run("--mipro-report", "gate.json").assert_outcomes(failed=1)
+
+    (record,) = json.loads((project.path / "gate.json").read_text())["targets"]
+
+    assert record["outcome"] == "missing" and "pytest --mipro-optimize" in record["message"]
+
+
+def test_hooks_see_trials_add_lock_fields_and_see_outcomes(project: Project) -> None:
+    conftest = project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + HOOKS)
+
+    project.run("--mipro-optimize").assert_outcomes(passed=1)
+    project.run().assert_outcomes(passed=1)
+
+    trials = (project.path / "trials.log").read_text().splitlines()
+    assert trials == ["food baseline 0/3", "food full 1/3", "food full 2/3", "food full 3/3"]
+    assert project.lock()["targets"]["food"]["extra"] == {"reviewed_by": "hook"}
+    assert (project.path / "targets.log").read_text().splitlines() == ["food optimize passed", "food gate passed"]
