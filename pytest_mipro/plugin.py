@@ -49,6 +49,7 @@ _OPTION_HELP = {
     "budget": ("LM spending limit per optimized target: '500' calls, 'cost=2.5' dollars, or 'calls=500,cost=2.5'", "LIMITS"),
     "no-cache": ("do not read or write the LM response cache", None),
     "report": ("write a report: .json (machine-readable) or .html (self-contained, with plots)", "PATH"),
+    "storage": ("database URL of a shared Optuna study (e.g. PostgreSQL) that several runs or machines join", "URL"),
 }
 
 
@@ -250,7 +251,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         distributed.publish(config, mipro_session)
         return
     try:
-        mipro_session.finish()
+        mipro_session.finish(interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED)
     except (OSError, MiproError) as exc:
         mipro_session.notes.append(f"mipro: ERROR: {exc}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -349,7 +349,13 @@ def trial_plot_svg(trials: Sequence[Mapping[str, Any]], width: int = 640, height
         f"<title>#{t['number']} {t['kind']}: {float(t['score']):.3f} on {t.get('num_examples', '?')}</title></circle>"
         for i, t in enumerate(trials)
     )
-    best = " ".join(f"{x(i):.1f},{y(t['best_full_score']):.1f}" for i, t in enumerate(trials))
+    steps = []  # best so far holds until the next evaluation: a step line, not a slope
+    for i, t in enumerate(trials):
+        level = y(t["best_full_score"])
+        steps.append(f"{x(i):.1f},{level:.1f}")
+        if i + 1 < len(trials):
+            steps.append(f"{x(i + 1):.1f},{level:.1f}")
+    best = " ".join(steps)
     axes = (
         f"<line x1='{pad}' y1='{y(0):.1f}' x2='{width - pad}' y2='{y(0):.1f}' stroke='#999'/>"
         f"<line x1='{pad}' y1='{y(0):.1f}' x2='{pad}' y2='{y(1):.1f}' stroke='#999'/>"

@@ -9,6 +9,9 @@ and only the controller calls :meth:`finish`, which writes the lockfile once.
 
 from __future__ import annotations
 
+import os
+import uuid
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +86,9 @@ class MiproSession:
         self._lockfile: Lockfile | None = None
         self._task_lm: LM | None = None
         self._prompt_lm: LM | None = None
+        # xdist workers of one run share the controller's run id; a study's RUNNING trials
+        # from any other run id were left by an interrupted run.
+        self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
 
     # ------------------------------------------------------------ state
 
@@ -107,6 +113,9 @@ class MiproSession:
             max_cost=budget.max_cost if budget else None,
             cache=self.settings.cache,
             on_trial=self._on_trial,
+            checkpoint_root=self.settings.lockfile.parent / ".mipro" / "runs",
+            storage_url=self.settings.storage,
+            run_id=self.run_id,
         )
 
     def _models(self) -> tuple[LM, LM | None]:
@@ -242,8 +251,14 @@ class MiproSession:
         merged.write()
         return True
 
-    def finish(self) -> None:
-        """The controller's (or only process's) last step: write the lockfile and the report."""
+    def finish(self, *, interrupted: bool = False) -> None:
+        """The controller's (or only process's) last step: write the lockfile and the report.
+
+        An interrupted run leaves the lockfile alone; rerunning resumes from the stored study.
+        """
+        if interrupted and self.settings.optimize:
+            self.notes.append(f"mipro: interrupted; {self.settings.lockfile} left untouched (rerun to resume)")
+            return
         changed = self.write_lockfile()
         names = ", ".join(sorted(self.new_entries))
         if changed:

@@ -37,6 +37,7 @@ OPTIONS = {
     "budget": "mipro_budget",
     "no-cache": "mipro_no_cache",
     "report": "mipro_report",
+    "storage": "mipro_storage",
 }
 
 
@@ -63,6 +64,7 @@ class MiproSettings:
     budget: Budget | None = None
     cache: bool = True
     report: Path | None = None
+    storage: str | None = None
     verbosity: int = 0
 
     @property
@@ -101,6 +103,7 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], sources: Sources, *,
         budget=parse_budget(value.text("budget")),
         cache=not value.flag("no-cache"),
         report=_report(value, sources),
+        storage=_storage(value.text("storage")),
         verbosity=verbosity,
     )
 
@@ -163,6 +166,16 @@ def _model(text: str | None, option: str) -> str | None:
         raise ConfigError(
             f"--mipro-{option} {text!r}: expected a litellm model string 'provider/name', "
             "e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama_chat/llama3.2 or local/gemma-3-270m"
+        )
+    return text
+
+
+def _storage(text: str | None) -> str | None:
+    if not text:
+        return None
+    if "://" not in text:
+        raise ConfigError(
+            f"--mipro-storage {text!r} is not a database URL; use e.g. postgresql+psycopg://user@host/db"
         )
     return text
 

@@ -7,9 +7,13 @@ entry's gate examples; ``stale_parts`` says which fingerprint parts no longer ma
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import math
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,7 @@ from .fingerprint import Fingerprint, fingerprint, instructions_part, state_part
 from .fingerprint import diff as fingerprint_diff
 from .lm import LM, Usage
 from .lockfile import LockEntry, PredictorLock
+from .optimizer.checkpoint import Checkpoint
 from .optimizer.evaluate import Evaluate, ExampleResult
 from .optimizer.search import TrialLog
 from .program import Module, Predict
@@ -108,6 +113,9 @@ class RunConfig:
     max_cost: float | None = None
     cache: bool = True
     on_trial: Callable[[TrialProgress], None] | None = None
+    checkpoint_root: Path | None = None  # where studies are kept, so an interrupted run resumes
+    storage_url: str | None = None  # a database study shared with other runs and machines
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -344,7 +352,10 @@ def optimize(target: Target, run: RunConfig) -> Optimized:
     init, compile_ = _optimizer_arguments(target, run)
     prompt_lm = run.prompt_lm or run.task_lm.copy(usage=Usage())  # own counter: tokens per model
     counter = _TrialCounter(target.name, _expected_trials(target, init, compile_), run, prompt_lm)
-    optimizer = MIPROv2(target.metric, prompt_model=prompt_lm, task_model=run.task_lm, on_trial=counter, **init)
+    checkpoint = _checkpoint(target, run, init, compile_, prompt_lm)
+    optimizer = MIPROv2(
+        target.metric, prompt_model=prompt_lm, task_model=run.task_lm, on_trial=counter, checkpoint=checkpoint, **init
+    )
     with config.context(cache=run.cache):
         optimizer.compile(target.program, trainset=target.examples, valset=target.valset, **compile_)
     result = optimizer.last_result
@@ -354,6 +365,27 @@ def optimize(target: Target, run: RunConfig) -> Optimized:
     record = _optimizer_record(target.options, init.get("auto"), compile_.get("seed", optimizer.seed), result)
     entry = _entry(target, run, result, evaluation, record, prompt_lm)
     return Optimized(entry, evaluation, list(result.trial_logs))
+
+
+def _checkpoint(
+    target: Target, run: RunConfig, init: Mapping[str, Any], compile_: Mapping[str, Any], prompt_lm: LM
+) -> Checkpoint | None:
+    """The target's stored study, named after everything that shapes the search.
+
+    Any change to the program, data, metric, models or optimizer settings gives a new study,
+    so only a run of the very same optimization resumes an old one.
+    """
+    if run.checkpoint_root is None and run.storage_url is None:
+        return None
+    shape = {
+        "fingerprint": target_fingerprint(target, run.task_lm).hash,
+        "prompt_model": [prompt_lm.model, prompt_lm.params()],
+        "options": {k: repr(v) for k, v in sorted({**init, **compile_}.items()) if k not in ("num_threads",)},
+    }
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", target.name).strip("-")[:60] or "target"
+    root = run.checkpoint_root or Path(".mipro") / "runs"
+    return Checkpoint(root / f"{slug}-{digest}", storage_url=run.storage_url, study_name=f"{slug}-{digest}", run_id=run.run_id or uuid.uuid4().hex)
 
 
 def _optimizer_arguments(target: Target, run: RunConfig) -> tuple[dict[str, Any], dict[str, Any]]:

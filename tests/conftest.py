@@ -114,3 +114,20 @@ def fake_model(request: pytest.FixtureRequest) -> Iterator[Callable[..., FakeMod
     yield make
     for fake in made:
         unregister_fake_model(fake.name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server on loopback for this test session (.ci/run installs the server)."""
+    from postgres_server import PostgresServer, server_binaries
+
+    if server_binaries() is None:
+        if os.environ.get("MIPRO_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries not found, and MIPRO_REQUIRE_POSTGRES is set")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

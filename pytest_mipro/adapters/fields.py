@@ -24,6 +24,11 @@ from ..signature import Field, Signature
 from .base import Messages
 
 
+# Starts the system line that lists the output labels of a multi-output signature; the local
+# provider reads it to write any label a base model leaves out (lm/local.py).
+OUTPUT_ORDER = "Write each output on its own line after its label, in this order: "
+
+
 class FieldsAdapter:
     """Renders demos as user/assistant pairs of labelled lines; parses labelled replies."""
 
@@ -42,9 +47,11 @@ class FieldsAdapter:
         lines = [signature.instructions.strip()]
         described = [f for f in signature.fields if f.desc]
         if described:
-            lines.append("\n".join(f"{f.label} {f.desc}" for f in described))
+            # "- team: ..." rather than "Team: ...": a base model copies a line shaped like the
+            # open output label, so descriptions must not look like answers.
+            lines.append("\n".join(f"- {f.name}: {f.desc}" for f in described))
         if len(signature.output_fields) > 1:
-            lines.append("Answer with " + ", then ".join(f.label for f in signature.output_fields))
+            lines.append(OUTPUT_ORDER + ", ".join(f.label for f in signature.output_fields))
         return "\n\n".join(line for line in lines if line)
 
     def _demo_messages(self, signature: Signature, demo: Mapping[str, Any]) -> Messages:

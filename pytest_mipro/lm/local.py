@@ -3,11 +3,20 @@
 Registered as the litellm custom provider ``local``, so ``LM("local/gemma-3-270m")`` goes
 through the same path as a hosted model. Gemma 3 270M is a *base* model: it continues
 text, so chat messages are flattened into a transcript in which each demo shows the exact
-output format, and generation stops at the blank line that ends an example.
+output format. To keep such a model on that format:
+
+- generation stops at the blank line that ends an example, or at a new line starting with
+  a label of the open block (the model has begun inventing the next example);
+- the first token may not be a line break, so a value starts on its label's line;
+- with several outputs (the adapter lists them in order), a label the model leaves out is
+  written by the provider and the model fills it in.
+
+``response_format`` (JSON object or JSON schema) is enforced with a llama.cpp grammar.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -59,8 +68,18 @@ def load_model(path: str | None = None) -> Any:
     path = path or model_path()
     with _LOCK:
         if path not in _LOADED:
+            if not _LOADED:
+                atexit.register(_close_models)
             _LOADED[path] = _new_llama(path)
         return _LOADED[path]
+
+
+def _close_models() -> None:
+    """Free the models before interpreter shutdown, when llama-cpp's own finalizer fails noisily."""
+    with _LOCK:
+        for llm in _LOADED.values():
+            llm.close()
+        _LOADED.clear()
 
 
 def _new_llama(path: str) -> Any:
@@ -145,28 +164,82 @@ def _grammar_for(response_format: Any) -> Any:
 
 
 def generate(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    """Run one completion; returns llama-cpp's completion dict."""
+    """Run one completion; returns llama-cpp's completion dict (text and usage)."""
     llm = load_model()
-    grammar = _grammar_for(params.get("response_format"))
     prompt = render_transcript(messages)
+    max_tokens = int(params.get("max_tokens") or 256)
+    sampling = {
+        "temperature": float(params.get("temperature") or 0.0),
+        "top_p": float(params.get("top_p") or 0.95),
+        "seed": int(params["seed"]) if params.get("seed") is not None else 0,
+    }
+    grammar = _grammar_for(params.get("response_format"))
     if grammar is not None:
-        prompt += "\n"
-        stop = params.get("stop") or []
-        processors = None
-    else:
-        stop = params.get("stop") or stop_sequences(messages)
-        processors = _value_on_label_line(llm) if prompt.endswith(":") else None
+        return _complete(llm, prompt + "\n", max_tokens, params.get("stop") or [], grammar=grammar, **sampling)
+    stop = params.get("stop") or stop_sequences(messages)
+    result = _complete(llm, prompt, max_tokens, stop, **sampling)
+    for label in later_output_labels(messages):
+        text = _open_field(result["choices"][0]["text"], label)
+        if text is None:
+            continue
+        budget = max(_MIN_FIELD_TOKENS, max_tokens - result["usage"]["completion_tokens"])
+        more = _complete(llm, prompt + text, budget, stop, **sampling)
+        result = _joined(result, text, more)
+    return result
+
+
+_MIN_FIELD_TOKENS = 16  # a field written by the provider gets at least this many tokens
+
+
+def _open_field(text: str, label: str) -> str | None:
+    """The reply so far ending with ``label`` on its own line, for the model to fill in.
+
+    None when the reply already gives that field a value. A base model often stops before a
+    later output (or writes its label with nothing after it); the provider then writes the
+    label, as the demos would have shown, and the model continues.
+    """
+    # Only at the start of a line of the reply: its first line continues the open label's line.
+    starts = list(re.finditer(r"\n[ \t]*" + re.escape(label), text, re.IGNORECASE))
+    if starts and text[starts[-1].end() :].strip():
+        return None
+    reply = text.rstrip()
+    if starts:
+        return reply
+    if reply.lower().endswith(label.lower()):
+        reply = reply[: -len(label)].rstrip()
+    return reply + "\n" + label
+
+
+def _complete(llm: Any, prompt: str, max_tokens: int, stop: list[str], *, grammar: Any = None, **sampling: Any) -> Any:
+    processors = _value_on_label_line(llm) if grammar is None and prompt.endswith(":") else None
     with _LOCK:
         return llm.create_completion(
-            prompt,
-            max_tokens=int(params.get("max_tokens") or 256),
-            temperature=float(params.get("temperature") or 0.0),
-            top_p=float(params.get("top_p") or 0.95),
-            stop=stop,
-            seed=int(params["seed"]) if params.get("seed") is not None else 0,
-            grammar=grammar,
-            logits_processor=processors,
+            prompt, max_tokens=max_tokens, stop=stop, grammar=grammar, logits_processor=processors, **sampling
         )
+
+
+def _joined(first: dict[str, Any], text: str, more: dict[str, Any]) -> dict[str, Any]:
+    """``first`` with ``text`` + the continuation as its reply; completion tokens added up."""
+    joined = dict(first)
+    joined["choices"] = [{**first["choices"][0], "text": text + more["choices"][0]["text"]}]
+    usage = dict(first.get("usage") or {})
+    added = int((more.get("usage") or {}).get("completion_tokens", 0))
+    usage["completion_tokens"] = usage.get("completion_tokens", 0) + added
+    usage["total_tokens"] = usage.get("total_tokens", 0) + added
+    joined["usage"] = usage
+    return joined
+
+
+def later_output_labels(messages: list[dict[str, Any]]) -> list[str]:
+    """Output labels after the open one, from the adapter's output-order line (multi-output signatures)."""
+    from ..adapters.fields import OUTPUT_ORDER
+
+    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+    order = next((line[len(OUTPUT_ORDER) :] for line in system.splitlines() if line.startswith(OUTPUT_ORDER)), "")
+    labels = [label.strip() for label in order.split(", ") if label.strip()]
+    last_user = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+    open_label = last_user.rstrip().rsplit("\n", 1)[-1].strip()
+    return labels[labels.index(open_label) + 1 :] if open_label in labels else []
 
 
 _LABEL_AT_LINE_START = re.compile(r"^([A-Z][A-Za-z0-9_ ]{0,40}:)", re.MULTILINE)

@@ -4,13 +4,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .postgres import PostgresServer, server_binaries
 
 WORKER = Path(__file__).with_name("_worker.py")
 
@@ -26,18 +24,3 @@ def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, d
     out, err = process.communicate(timeout=timeout)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     return process.returncode, (json.loads(lines[-1]) if lines else None), err
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server on loopback for this test session (CI installs the server)."""
-    if server_binaries() is None:
-        if os.environ.get("MIPRO_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries not found, and MIPRO_REQUIRE_POSTGRES is set")
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
