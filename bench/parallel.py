@@ -1,0 +1,139 @@
+"""Benchmark: wall time of `pytest --mipro-optimize` with xdist workers and LM threads.
+
+A fake model with a fixed latency per call stands in for a hosted API, so the numbers show
+how well the optimizer overlaps waiting, not how fast a model is. One single-predictor
+target at the light preset; for each of -n 0/2/4 and 1/8 threads, over several seeds:
+wall time, LM calls, the LM-latency bound (calls x latency / concurrency) and the final
+validation score.
+
+    python bench/parallel.py                  # full table (about 10 minutes on 2 cores)
+    python bench/parallel.py --quick          # one seed, fewer configurations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+CONFTEST = '''
+import random, time
+import pytest
+from pytest_mipro import Example, Predict
+from pytest_mipro.lm import register_fake_model
+
+LATENCY = {latency}
+WORDS = {{"apple": "fruit", "pear": "fruit", "plum": "fruit", "fig": "fruit",
+          "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable", "okra": "vegetable"}}
+
+
+def slow_task(messages, params):
+    """Right with 3+ demos or an instruction holding the rule; else right on some words only."""
+    time.sleep(LATENCY)
+    word = messages[-1]["content"].split("\\n")[0].split(":", 1)[1].split()[0]
+    demos = sum(1 for m in messages if m["role"] == "assistant")
+    knows = demos >= 3 or "RULE" in messages[0]["content"]
+    return WORDS[word] if knows or len(word) <= 3 else "unknown"
+
+
+def slow_prompt(messages, params):
+    time.sleep(LATENCY)
+    return "Classify the food. RULE: sweet ones are fruit." if "instruction" in messages[-1]["content"].lower() else "Foods."
+
+
+register_fake_model("slow-task", slow_task)
+register_fake_model("slow-prompt", slow_prompt)
+classify = Predict("food -> kind", instructions="Say fruit or vegetable.")
+
+
+@pytest.fixture
+def mipro_examples():
+    rng = random.Random(0)
+    data = [Example(food=f"{{w}} #{{i}}", kind=k).with_inputs("food") for i in range(15) for w, k in WORDS.items()]
+    rng.shuffle(data)
+    return data
+
+
+@pytest.fixture
+def mipro_metric():
+    return lambda ex, pred, trace=None: pred.kind.strip() == ex.kind
+'''
+
+TEST = '''
+import pytest
+from conftest import classify
+
+
+@pytest.mark.mipro(classify, name="classify")
+def test_classify(mipro):
+    assert mipro.score >= 0.0
+'''
+
+
+def write_project(root: Path, latency: float) -> None:
+    (root / "conftest.py").write_text(CONFTEST.format(latency=latency))
+    (root / "test_bench.py").write_text(TEST)
+    (root / "pytest.ini").write_text("[pytest]\nmipro_model = fake/slow-task\nmipro_prompt_model = fake/slow-prompt\n")
+
+
+def run_once(workers: int, threads: int, seed: int, latency: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mipro-bench-") as tmp:
+        root = Path(tmp)
+        write_project(root, latency)
+        report = root / "report.json"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--mipro-optimize",
+               f"--mipro-threads={threads}", f"--mipro-seed={seed}", f"--mipro-report={report}", "-n", str(workers)]
+        env = {**os.environ, "MIPRO_CACHE_DIR": str(root / "cache"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        started = time.monotonic()
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        wall = time.monotonic() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"pytest failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        target = json.loads(report.read_text())["targets"][0]
+        return {"wall": wall, "calls": target["calls"], "score": target["score"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per fake LM call")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--quick", action="store_true", help="one seed; -n 0 and 4 only")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "parallel.json")
+    args = parser.parse_args()
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    grid = [(n, t) for n in ((0, 4) if args.quick else (0, 2, 4)) for t in (1, 8)]
+    rows = []
+    for workers, threads in grid:
+        runs = [run_once(workers, threads, seed, args.latency) for seed in seeds]
+        calls = statistics.mean(r["calls"] for r in runs)
+        concurrency = max(1, workers) * threads
+        rows.append({
+            "workers": workers, "threads": threads,
+            "wall_s": statistics.mean(r["wall"] for r in runs),
+            "calls": calls,
+            "latency_bound_s": calls * args.latency / concurrency,
+            "score": statistics.mean(r["score"] for r in runs),
+            "runs": runs,
+        })
+        print(f"-n {workers} threads {threads}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"latency": args.latency, "seeds": seeds, "rows": rows}, indent=2) + "\n")
+    print(textwrap.dedent(f"""
+        | -n | threads | wall time (s) | LM calls | latency bound (s) | final val score | speed-up vs -n 0 |
+        |---|---|---|---|---|---|---|"""))
+    serial = {r["threads"]: r["wall_s"] for r in rows if r["workers"] == 0}
+    for r in rows:
+        speedup = serial[r["threads"]] / r["wall_s"]
+        print(f"| {r['workers']} | {r['threads']} | {r['wall_s']:.1f} | {r['calls']:.0f} | "
+              f"{r['latency_bound_s']:.1f} | {r['score']:.3f} | {speedup:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
