@@ -219,12 +219,10 @@ def _minus(a: Tally, b: Tally) -> Tally:
 class Ours:
     def __init__(self, settings: Settings) -> None:
         import pytest_mipro as pm
+        from pytest_mipro.signature import Field
 
         self.pm = pm
         self.settings = settings
-
-        from pytest_mipro.signature import Field
-
         fields = (Field("text", "input", TEXT_DESC), Field("label", "output", LABEL_DESC))
         self.signature = pm.Signature(instructions=INSTRUCTIONS, fields=fields)
 
@@ -375,9 +373,11 @@ def targets(means: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 def markdown(results: list[RunResult], settings: Settings, meta: dict[str, Any]) -> str:
     lines = [
-        f"AG News, {settings.train_size} train (each optimizer validates on the last 80% of it) / "
-        f"{settings.test_size} test, Gemma 3 270M base (GGUF, llama.cpp, {settings.threads} thread), "
-        f"`auto=\"light\"`, {meta['date']}, {meta['machine']}.",
+        (
+            f"AG News, {settings.train_size} train (each optimizer validates on the last 80% of it) / "
+            f"{settings.test_size} test, Gemma 3 270M base (GGUF, llama.cpp, {settings.threads} thread), "
+            f"`auto=\"light\"`, {meta['date']}, {meta['machine']}."
+        ),
         "",
         "| system | seed | test acc. unoptimized | test acc. optimized | LM calls task / prompt | tokens | wall time (s) |",
         "|---|---|---|---|---|---|---|",
