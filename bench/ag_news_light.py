@@ -21,8 +21,16 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from pytest_mipro import LM, Evaluate, Example, MIPROv2, Predict, configure, load_examples  # noqa: E402
-from pytest_mipro.lm import LOCAL_MODEL  # noqa: E402
+from pytest_mipro import (
+    LM,
+    Evaluate,
+    Example,
+    MIPROv2,
+    Predict,
+    configure,
+    load_examples,
+)
+from pytest_mipro.lm import LOCAL_MODEL
 
 DATA = Path(__file__).resolve().parent / "data" / "ag_news_sample.jsonl"
 INSTRUCTIONS = "Classify the news article by topic. Answer with one word: world, sports, business or science."
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.save:
         optimized.save(args.save)
     best = optimized.dump_state()["self"]
+    minibatches = sum(t.kind == "minibatch" for t in result.trial_logs)
+    full_evals = len(result.trial_logs) - minibatches
     return [
         ("model", f"{LOCAL_MODEL} (task max_tokens=16, prompt model max_tokens=160)"),
         ("data", f"AG News: train {len(train)} (default split {len(result.valset_ids)} validation), held-out test {len(test)}"),
@@ -72,8 +82,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
         ("held-out accuracy, unoptimized", f"{before.score:.3f} (parse failures {before.parse_failures}/{before.n})"),
         ("held-out accuracy, optimized", f"**{after.score:.3f}** (parse failures {after.parse_failures}/{after.n})"),
         ("validation score, baseline -> best", f"{result.baseline_score:.3f} -> {result.score:.3f}"),
-        ("trials", f"{result.num_trials} ({sum(t.kind == 'minibatch' for t in result.trial_logs)} minibatch, "
-                   f"{sum(t.kind != 'minibatch' for t in result.trial_logs)} full)"),
+        ("trials", f"{result.num_trials}: {minibatches} minibatch evaluations, {full_evals} full (baseline included)"),
         ("optimized program", f"{len(best['demos'])} demos; instruction: {json.dumps(best['instructions'])[:160]}"),
         ("task LM calls (compile)", str(result.task_usage.get("calls", 0))),
         ("prompt LM calls (compile)", str(result.prompt_model_total_calls)),

