@@ -238,12 +238,16 @@ class Lockfile:
         """A lockfile with ``updates`` replacing or adding entries; every other entry is kept.
 
         An update that only differs in its run counts (a re-run served from the cache) keeps
-        the old entry, so re-optimizing an unchanged project leaves the file untouched.
+        the old entry, so re-optimizing an unchanged project leaves the file untouched. An
+        update that made no LM call (it replayed a finished study) and locks the same prompts
+        keeps the old counts: they say what finding those prompts cost, and zeros would not.
         """
         entries = dict(self.entries)
         for name, entry in updates.items():
             old = entries.get(name)
             if old is None or not old.same_lock_as(entry):
+                if old is not None and not entry.counts.get("calls") and old.predictors == entry.predictors:
+                    entry = replace(entry, counts=dict(old.counts))
                 entries[name] = entry
         return replace(self, entries=entries)
 

@@ -146,6 +146,18 @@ def test_merge_keeps_an_entry_that_only_differs_in_counts() -> None:
     assert changed.entries["a"].score == 0.95
 
 
+def test_a_replayed_run_with_a_new_threshold_keeps_what_finding_the_prompts_cost() -> None:
+    old = entry("a")
+    lock = Lockfile(Path("p.lock"), {"a": old})
+    replayed = {"calls": 0, "cache_hits": 9, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "seconds": 0.2}
+
+    same_prompts = lock.merged({"a": entry("a", threshold=0.6, counts=replayed)}).entries["a"]
+    new_prompts = lock.merged({"a": entry("a", "Other words.", counts=replayed)}).entries["a"]
+
+    assert same_prompts.threshold == 0.6 and same_prompts.counts == old.counts
+    assert new_prompts.counts == replayed
+
+
 def test_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "prompts.lock"
     Lockfile(path, {"a": entry("a")}).write()
