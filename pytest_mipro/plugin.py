@@ -142,12 +142,16 @@ def _progress(config: pytest.Config, line: str) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    helpers = distributed.helpers_per_target(config) if config.stash[SETTINGS_KEY].optimize else 0
+    if helpers:
+        marked = [i for i in items if isinstance(i, pytest.Function) and i.get_closest_marker(MARKER)]
+        distributed.add_study_helpers(items, marked, helpers)
     used = config.stash[COLLECTION_KEY].used
     for item in items:
         marker = item.get_closest_marker(MARKER)
         if marker is None:
             continue
-        used.add(marker.kwargs.get("name") or item.nodeid)
+        used.add(marker.kwargs.get("name") or distributed.helped_nodeid(item) or item.nodeid)
         fixturenames = getattr(item, "fixturenames", None)
         if fixturenames is not None and "mipro" not in fixturenames:
             fixturenames.append("mipro")  # a marked test is gated even if it does not ask for the result
@@ -201,8 +205,12 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     from .session import GateFailure
 
     node = request.node
+    helped = distributed.helped_nodeid(node)
     try:
-        target = _target(request)
+        target = _target(request, default_name=helped or node.nodeid)
+        if helped is not None:
+            _session(request.config).assist(target)  # a StudyHelper: work on the study, lock nothing
+            return None
         return _session(request.config).run(target, nodeid=node.nodeid)
     except GateFailure as exc:
         node.stash[FAILURE_KEY] = str(exc)  # reported as the test's failure, not a setup error
@@ -212,7 +220,7 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 
-def _target(request: pytest.FixtureRequest) -> Any:
+def _target(request: pytest.FixtureRequest, default_name: str) -> Any:
     from .targets import target_from_declaration
 
     marker = request.node.get_closest_marker(MARKER)
@@ -227,7 +235,7 @@ def _target(request: pytest.FixtureRequest) -> Any:
                 raise KeyError(name) from None
             raise
 
-    return target_from_declaration(marker.args, marker.kwargs, default_name=request.node.nodeid, lookup=lookup)
+    return target_from_declaration(marker.args, marker.kwargs, default_name=default_name, lookup=lookup)
 
 
 @pytest.hookimpl(tryfirst=True)

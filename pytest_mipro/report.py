@@ -52,18 +52,24 @@ def fill_from_evaluation(record: dict[str, Any], evaluation: Evaluation, thresho
 
 def fill_from_optimization(record: dict[str, Any], entry: LockEntry, trials: Sequence[TrialLog]) -> None:
     """An optimized target reports what the whole search spent, not just the final evaluation."""
-    counts = entry.counts
     record.update(
         baseline_score=entry.baseline_score,
         trials_planned=entry.optimizer.get("trials"),
+        task_model=entry.task_model,
+        prompt_model=entry.prompt_model,
+        trials=[t.to_dict() for t in trials],
+    )
+    fill_counts(record, entry.counts)
+
+
+def fill_counts(record: dict[str, Any], counts: Mapping[str, Any]) -> None:
+    """Spending columns of a record from lock-entry ``counts``."""
+    record.update(
         calls=int(counts.get("calls", 0)),
         cache_hits=int(counts.get("cache_hits", 0)),
         tokens=int(counts.get("prompt_tokens", 0)) + int(counts.get("completion_tokens", 0)),
         cost=float(counts.get("cost", 0.0)),
         seconds=float(counts.get("seconds", 0.0)),
-        task_model=entry.task_model,
-        prompt_model=entry.prompt_model,
-        trials=[t.to_dict() for t in trials],
     )
 
 

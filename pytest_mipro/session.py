@@ -13,7 +13,7 @@ import os
 import uuid
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import report
@@ -28,12 +28,20 @@ from .targets import (
     RunConfig,
     Target,
     TrialProgress,
+    add_counts,
+    assist,
     evaluate_locked,
     gate_threshold,
     locked_program,
     optimize,
     stale_parts,
 )
+
+
+def _worker_number(worker_id: str) -> int:
+    """``gw3`` -> 3 (an xdist worker's index), else 0: it varies the sampler seed per process."""
+    digits = worker_id[2:] if worker_id.startswith("gw") else ""
+    return int(digits) if digits.isdigit() else 0
 
 
 class GateFailure(MiproError):
@@ -83,12 +91,14 @@ class MiproSession:
         self.records: list[dict[str, Any]] = []
         self.new_entries: dict[str, LockEntry] = {}
         self.notes: list[str] = []  # end-of-run lines: what was written, and any error
+        self.helper_counts: dict[str, dict[str, Any]] = {}  # target -> what helper items spent on it
         self._lockfile: Lockfile | None = None
         self._task_lm: LM | None = None
         self._prompt_lm: LM | None = None
         # xdist workers of one run share the controller's run id; a study's RUNNING trials
         # from any other run id were left by an interrupted run.
         self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+        self.worker = _worker_number(os.environ.get("PYTEST_XDIST_WORKER", ""))
 
     # ------------------------------------------------------------ state
 
@@ -116,6 +126,7 @@ class MiproSession:
             checkpoint_root=self.settings.lockfile.parent / ".mipro" / "runs",
             storage_url=self.settings.storage,
             run_id=self.run_id,
+            worker=self.worker,
         )
 
     def _models(self) -> tuple[LM, LM | None]:
@@ -147,6 +158,15 @@ class MiproSession:
         finally:
             self.records.append(record)
             self.callbacks.target_finished(record)
+
+    def assist(self, target: Target) -> None:
+        """Work on ``target``'s shared study next to the process that locks it (xdist helpers).
+
+        Nothing is locked here; what this process spent is added to the target's counts
+        when the lockfile is written (under xdist, after it reached the controller).
+        """
+        spent = assist(target, self.run_config())
+        self.helper_counts[target.name] = add_counts(self.helper_counts.get(target.name, {}), spent)
 
     def _dispatch(self, target: Target, record: dict[str, Any]) -> TargetRun:
         if self.settings.optimize and target.name not in self.new_entries:
@@ -229,13 +249,32 @@ class MiproSession:
 
     def payload(self) -> dict[str, Any]:
         """JSON-able state a worker sends to the controller."""
-        return {"entries": {name: e.to_dict() for name, e in self.new_entries.items()}, "records": list(self.records)}
+        return {
+            "entries": {name: e.to_dict() for name, e in self.new_entries.items()},
+            "records": list(self.records),
+            "helper_counts": self.helper_counts,
+        }
 
     def absorb(self, payload: Mapping[str, Any]) -> None:
         """Merge a worker's payload (the controller never runs targets itself)."""
         for name, data in (payload.get("entries") or {}).items():
             self.new_entries[name] = LockEntry.from_dict(name, data, source="xdist worker payload")
         self.records.extend(payload.get("records") or [])
+        for name, counts in (payload.get("helper_counts") or {}).items():
+            self.helper_counts[name] = add_counts(self.helper_counts.get(name, {}), counts)
+
+    def _count_helpers(self) -> None:
+        """Add what helper items spent to the entries and records of the targets they helped."""
+        for name, spent in self.helper_counts.items():
+            entry = self.new_entries.get(name)
+            if entry is None:
+                continue
+            entry = replace(entry, counts=add_counts(entry.counts, spent))
+            self.new_entries[name] = entry
+            for record in self.records:
+                if record.get("target") == name and "calls" in record:
+                    report.fill_counts(record, entry.counts)
+        self.helper_counts = {}
 
     def write_lockfile(self) -> bool | None:
         """Merge this run's new entries into the lockfile on disk (re-read now) and write it once.
@@ -259,6 +298,7 @@ class MiproSession:
         if interrupted and self.settings.optimize:
             self.notes.append(f"mipro: interrupted; {self.settings.lockfile} left untouched (rerun to resume)")
             return
+        self._count_helpers()
         changed = self.write_lockfile()
         names = ", ".join(sorted(self.new_entries))
         if changed:

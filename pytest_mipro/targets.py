@@ -116,6 +116,7 @@ class RunConfig:
     checkpoint_root: Path | None = None  # where studies are kept, so an interrupted run resumes
     storage_url: str | None = None  # a database study shared with other runs and machines
     run_id: str = ""
+    worker: int = 0  # this process's index among those sharing the run (xdist workers)
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,31 @@ def gate_threshold(target: Target, entry: LockEntry, tolerance: float) -> tuple[
 
 def optimize(target: Target, run: RunConfig) -> Optimized:
     """Run MIPROv2 on the target and return the entry to lock (not yet written)."""
+    optimizer, init, compile_, prompt_lm = _compile(target, run)
+    result = optimizer.last_result
+    assert result is not None  # compile() always sets it
+    pool = {ex.uid: ex for ex in list(target.valset or []) + list(target.examples)}
+    evaluation = evaluate_program(target, result.program, [pool[i] for i in result.valset_ids], run)
+    record = _optimizer_record(target.options, init.get("auto"), compile_.get("seed", optimizer.seed), result)
+    entry = _entry(target, run, result, evaluation, record, prompt_lm)
+    return Optimized(entry, evaluation, list(result.trial_logs))
+
+
+def assist(target: Target, run: RunConfig) -> dict[str, Any]:
+    """Take trials of the target's shared study until its budget is spent; lock nothing.
+
+    Other processes of the run (xdist workers) do this for a target while one of them runs
+    :func:`optimize`, which waits for their trials before it reads the result. Returns what
+    this process spent (lock-entry counts), to be added to the entry's.
+    """
+    if run.checkpoint_root is None and run.storage_url is None:
+        raise ConfigError(f"mipro target {target.name!r}: helping needs a shared study (a checkpoint folder or --mipro-storage)")
+    optimizer = _compile(target, run)[0]
+    return _counts(optimizer.last_result)
+
+
+def _compile(target: Target, run: RunConfig) -> tuple[Any, dict[str, Any], dict[str, Any], LM]:
+    """Run MIPROv2's compile on the target's study; returns the optimizer and its arguments."""
     from .optimizer.mipro import MIPROv2
 
     init, compile_ = _optimizer_arguments(target, run)
@@ -358,13 +384,7 @@ def optimize(target: Target, run: RunConfig) -> Optimized:
     )
     with config.context(cache=run.cache):
         optimizer.compile(target.program, trainset=target.examples, valset=target.valset, **compile_)
-    result = optimizer.last_result
-    assert result is not None  # compile() always sets it
-    pool = {ex.uid: ex for ex in list(target.valset or []) + list(target.examples)}
-    evaluation = evaluate_program(target, result.program, [pool[i] for i in result.valset_ids], run)
-    record = _optimizer_record(target.options, init.get("auto"), compile_.get("seed", optimizer.seed), result)
-    entry = _entry(target, run, result, evaluation, record, prompt_lm)
-    return Optimized(entry, evaluation, list(result.trial_logs))
+    return optimizer, init, compile_, prompt_lm
 
 
 def _checkpoint(
@@ -385,7 +405,13 @@ def _checkpoint(
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", target.name).strip("-")[:60] or "target"
     root = run.checkpoint_root or Path(".mipro") / "runs"
-    return Checkpoint(root / f"{slug}-{digest}", storage_url=run.storage_url, study_name=f"{slug}-{digest}", run_id=run.run_id or uuid.uuid4().hex)
+    return Checkpoint(
+        root / f"{slug}-{digest}",
+        storage_url=run.storage_url,
+        study_name=f"{slug}-{digest}",
+        run_id=run.run_id or uuid.uuid4().hex,
+        worker=run.worker,
+    )
 
 
 def _optimizer_arguments(target: Target, run: RunConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -453,10 +479,7 @@ def _entry(
     predictors = {
         name: PredictorLock(p.signature.spec(), p.instructions, [dict(d) for d in p.demos]) for name, p in program.named_predictors()
     }
-    usage = _add(result.task_usage, result.prompt_usage)
-    counts = {key: usage.get(key, 0) for key in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")}
-    counts["cost"] = round(float(usage.get("cost", 0.0)), 6)
-    counts["seconds"] = round(result.seconds, 2)
+    counts = _counts(result)
     baseline = result.baseline_score
     return LockEntry(
         name=target.name,
@@ -472,6 +495,27 @@ def _entry(
         counts=counts,
         results={"ids": [r.example.uid for r in evaluation.results], "scores": [r.score for r in evaluation.results]},
     )
+
+
+COUNTED = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost")
+
+
+def _counts(result: Any) -> dict[str, Any]:
+    """What an optimization run spent, as stored under a lock entry's ``counts``."""
+    usage = _add(result.task_usage, result.prompt_usage)
+    counts: dict[str, Any] = {key: usage.get(key, 0) for key in COUNTED}
+    counts["cost"] = round(float(counts["cost"]), 6)
+    counts["seconds"] = round(result.seconds, 2)
+    return counts
+
+
+def add_counts(counts: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """``counts`` plus another process's spending on the same target (wall time is not added)."""
+    total = dict(counts)
+    for key in COUNTED:
+        total[key] = total.get(key, 0) + more.get(key, 0)
+    total["cost"] = round(float(total["cost"]), 6)
+    return total
 
 
 def _optimizer_record(options: Mapping[str, Any], auto: str | None, seed: int, result: Any) -> dict[str, Any]:

@@ -170,6 +170,8 @@ class MIPROv2:
             search.constant_liar = True  # processes sharing a study must not pile onto one trial
             search.sampler_seed = plan.seed + self.checkpoint.worker
             search.run_id = self.checkpoint.run_id
+            search.stale_after = self.checkpoint.stale_after
+            search.worker = self.checkpoint.worker
         result = run.execute(search)
         self.last_result = result
         return result.program

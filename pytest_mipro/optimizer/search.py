@@ -10,6 +10,7 @@ instead of crashing, and a spent budget ends the search with the best program so
 
 from __future__ import annotations
 
+import datetime
 import logging
 import random
 import time
@@ -25,6 +26,7 @@ from .evaluate import Evaluate, EvaluationResult, ExampleResult
 log = logging.getLogger("pytest_mipro")
 
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
+QUEUED_FULL = "full-queued"  # a queued full evaluation, until a process runs it (kind becomes full or full-pruned)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class SearchSettings:
     constant_liar: bool = False
     sampler_seed: int | None = None  # differs per process when several share a study
     run_id: str = ""
+    worker: int = 0  # which of the processes sharing the study (recorded on each trial it runs)
+    poll_interval: float = 0.2  # seconds between looks at a study another process is still working on
+    stale_after: float = 3600.0  # a trial running longer than this belongs to a dead process: not waited for
 
 
 @dataclass
@@ -188,7 +193,7 @@ class BayesianSearch:
         self.ensure_baseline(study)
         stopped = False
         try:
-            while self._claim_trial(study):
+            while self._claim_trial(study) or self._others_still_working(study):
                 pass
         except BudgetExceeded as exc:
             log.warning("%s; returning the best program found so far", exc)
@@ -232,8 +237,13 @@ class BayesianSearch:
             return False
         trial = study.ask(self.space.distributions())
         trial.set_user_attr("run_id", self.settings.run_id)
-        if trial.user_attrs.get("kind") == "baseline":
+        trial.set_user_attr("worker", self.settings.worker)
+        queued = trial.user_attrs.get("kind")
+        if queued == "baseline":
             self._evaluate_trial(study, trial, self.space.baseline(), list(self.valset), "baseline")
+            return True
+        if queued == QUEUED_FULL:
+            self._full_eval(study, trial)
             return True
         kind = "minibatch" if self.settings.minibatch else "full"
         trial.set_user_attr("kind", kind)
@@ -243,10 +253,27 @@ class BayesianSearch:
             return False
         combo = self.space.combo_from_params(trial.params)
         self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind)
-        if kind == "minibatch":
-            finished = len(_trials_of_kind(study, ("minibatch",)))
-            if finished % self.settings.full_eval_steps == 0 or finished >= self.settings.num_trials:
-                self._full_eval_of_best_average(study)
+        return True
+
+    def _others_still_working(self, study: Any) -> bool:
+        """Wait while another process has a trial in flight; False once none has.
+
+        A process that returned as soon as it could claim nothing would read the outcome
+        before the other processes' last trials (and the full evaluations those trigger)
+        are in the study. While waiting it keeps claiming: a queued full evaluation goes to
+        whichever process is free.
+        """
+        from optuna.trial import TrialState
+
+        now = datetime.datetime.now()
+        running = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if (now - (t.datetime_start or now)).total_seconds() < self.settings.stale_after
+        ]
+        if not running:
+            return False
+        time.sleep(self.settings.poll_interval)
         return True
 
     def _evaluate_trial(self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str) -> None:
@@ -254,11 +281,14 @@ class BayesianSearch:
 
         try:
             result = self.memo.evaluate(self.evaluate, self.space, combo, examples)
+            for key, value in self._stats(result).items():
+                trial.set_user_attr(key, value)
+            if kind == "minibatch":
+                # Queued before this trial is told, so no process sees an idle study in between.
+                self._queue_full_eval_if_due(study, combo, result.score)
         except BaseException:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
-        for key, value in self._stats(result).items():
-            trial.set_user_attr(key, value)
         study.tell(trial, result.score)
         self._log(kind, combo, result, study)
 
@@ -274,20 +304,46 @@ class BayesianSearch:
         rng = random.Random(f"{self.settings.seed}:{trial_number}")
         return rng.sample(list(self.valset), min(self.settings.minibatch_size, len(self.valset)))
 
-    def _full_eval_of_best_average(self, study: Any) -> None:
+    def _queue_full_eval_if_due(self, study: Any, combo: Combo, score: float) -> None:
+        """Every ``full_eval_steps`` minibatch trials (and after the last), queue a full eval.
+
+        It goes to the combination with the best average minibatch score (this trial's
+        included) that is not fully evaluated or queued yet; any process may run it.
+        """
+        finished = len(_trials_of_kind(study, ("minibatch",))) + 1  # this trial, not yet told
+        if finished % self.settings.full_eval_steps and finished < self.settings.num_trials:
+            return
         scores = _scores_by_kind(study, self.space, ("minibatch",))
-        done = _scores_by_kind(study, self.space, ("baseline", "full", "full-pruned"))
+        scores.setdefault(combo, []).append(score)
+        done = set(_scores_by_kind(study, self.space, ("baseline", "full", "full-pruned"))) | _queued_full(study, self.space)
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
-        combo = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
+        best = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
+        study.enqueue_trial(self.space.params_from_combo(best), user_attrs={"kind": QUEUED_FULL})
+
+    def _full_eval(self, study: Any, trial: Any) -> None:
+        """Run a queued full evaluation, stopping early once it cannot beat the best (racing)."""
+        import optuna
+
+        combo = self.space.combo_from_params(trial.params)
         complete = _scores_by_kind(study, self.space, ("baseline", "full"))
         best = max((score for scores in complete.values() for score in scores), default=float("-inf"))
-        partial = self._race(combo, best)
-        if partial is None:
-            self._full_eval(study, combo, kind="full")
-        else:
-            self._record_pruned(study, combo, partial)
+        try:
+            partial = self._race(combo, best)
+            result = partial or self.memo.evaluate(self.evaluate, self.space, combo, self.valset)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        kind = "full" if partial is None else "full-pruned"
+        n = len(self.valset)
+        # A pruned combination is told the best it could have scored: TPE learns it is weak.
+        value = result.score if partial is None else (partial.score * partial.n + (n - partial.n)) / n
+        trial.set_user_attr("kind", kind)
+        for key, stat in self._stats(result).items():
+            trial.set_user_attr(key, stat)
+        study.tell(trial, value)
+        self._log(kind, combo, result, study)
 
     def _race(self, combo: Combo, best: float) -> EvaluationResult | None:
         """Evaluate ``combo`` on the valset until it provably cannot beat ``best``.
@@ -309,37 +365,6 @@ class BayesianSearch:
                 return partial
             size = min(n, size + chunk)
         return None
-
-    def _record_pruned(self, study: Any, combo: Combo, partial: EvaluationResult) -> None:
-        """Tell the sampler the best this combination could have scored (not a candidate for best)."""
-        import optuna
-
-        n = len(self.valset)
-        upper_bound = (partial.score * partial.n + (n - partial.n)) / n
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=self.space.params_from_combo(combo),
-                distributions=self.space.distributions(),
-                value=upper_bound,
-                user_attrs={"kind": "full-pruned", **self._stats(partial)},
-            )
-        )
-        self._log("full-pruned", combo, partial, study)
-
-    def _full_eval(self, study: Any, combo: Combo, *, kind: str) -> float:
-        import optuna
-
-        result = self.memo.evaluate(self.evaluate, self.space, combo, self.valset)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=self.space.params_from_combo(combo),
-                distributions=self.space.distributions(),
-                value=result.score,
-                user_attrs={"kind": kind, **self._stats(result)},
-            )
-        )
-        self._log(kind, combo, result, study)
-        return result.score
 
     def _stats(self, result: EvaluationResult) -> dict[str, Any]:
         """Kept on each trial so any process can rebuild the full trial log from the study."""
@@ -419,6 +444,14 @@ def _claimed_trials(study: Any) -> list[Any]:
         for t in study.get_trials(deepcopy=False, states=states)
         if t.user_attrs.get("claimed") or (t.state == TrialState.RUNNING and "kind" not in t.user_attrs)
     ]
+
+
+def _queued_full(study: Any, space: SearchSpace) -> set[Combo]:
+    """Combinations whose full evaluation is queued or running."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    return {space.combo_from_params(t.params or t.system_attrs.get("fixed_params", {})) for t in trials if t.user_attrs.get("kind") == QUEUED_FULL}
 
 
 def _waiting_trials(study: Any) -> list[Any]:

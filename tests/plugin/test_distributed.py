@@ -57,7 +57,28 @@ def test_two_workers_optimize_and_the_controller_writes_the_lock_once(project: P
 
     result = project.run_subprocess("-n", "2", "--mipro-optimize")
 
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)  # each marked test and its helper item for the other worker
     assert log.read_text().splitlines() == ["controller"]
     assert sorted(project.lock()["targets"]) == ["food", "other"]
     result.stdout.fnmatch_lines(["*baseline -> optimized*", "food*0.000 -> 1.000*", "other*0.000 -> 1.000*"])
+
+
+def test_one_target_spreads_over_every_worker_and_is_locked_once(project: Project, monkeypatch) -> None:
+    from .test_resume import TRIALS, _journal_trials, _with_faults
+
+    _with_faults(project)  # TRIALS search trials; FAKE_LATENCY makes the two workers overlap
+    monkeypatch.setenv("FAKE_LATENCY", "0.05")
+
+    result = project.run_subprocess("-n", "2", "--mipro-optimize", "--mipro-no-cache", "-v")
+
+    # The marked test and one helper item, on different workers.
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*PASSED*test_food[[]mipro-helper-1-of-1[]]*"])
+    trials = _journal_trials(project)
+    assert len(trials) == TRIALS  # the budget is shared between the workers, not doubled
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    entry = project.lock()["targets"]["food"]
+    assert entry["optimizer"]["trials"] == TRIALS
+    assert entry["score"] == 1.0
+    # Both workers' spending is counted (the final scoring of the winner, uncached here, is not).
+    assert entry["counts"]["calls"] == project.lm_calls("task") + project.lm_calls("prompt") - entry["n"]
