@@ -13,17 +13,17 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..example import Example
-
 
 
 @dataclass
@@ -42,12 +42,43 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def setup_lock(self) -> Iterator[None]:
-        """Held while the one-time steps run, so only one process does them."""
-        from filelock import FileLock
+    def setup_lock(self, while_waiting: Callable[[Callable[[], bool]], None] | None = None) -> Iterator[None]:
+        """Held while the one-time steps run, so only one process does them.
 
-        with FileLock(str(self.directory / "setup.lock")):
+        A process that finds the lock taken first runs ``while_waiting(still_locked)``, if
+        given, then waits for the lock.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.directory / "setup.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if while_waiting is not None:
+                while_waiting(lambda: not _try_acquire(lock))
+            lock.acquire()
+        try:
             yield
+        finally:
+            lock.release(force=True)
+
+    def claim(self, key: str) -> bool:
+        """True for the first process of this run to claim ``key``, False for every later one."""
+        folder = self.directory / "claims" / self.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(folder / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def forget_old_claims(self) -> None:
+        """Remove other runs' claims (called under the setup lock of a local study)."""
+        claims = self.directory / "claims"
+        if claims.is_dir():
+            for folder in claims.iterdir():
+                if folder.name != self.run_id:
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def storage(self) -> Any:
         """The Optuna storage: the given database URL, else a journal file in the folder."""
@@ -57,6 +88,16 @@ class Checkpoint:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(self.directory / "study.journal")))
+
+
+def _try_acquire(lock: Any) -> bool:
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    return True
 
 
 def _open_database(url: str, attempts: int = 5) -> Any:

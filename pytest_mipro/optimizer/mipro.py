@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint, fail_stale_trials, load_candidates, publish_
 from .evaluate import Evaluate
 from .presets import AUTO_PRESETS, MIN_MINIBATCH_VALSET, default_val_split, num_trials_for, subsample
 from .propose import GroundedProposer, ProposerSwitches
-from .search import BayesianSearch, SearchOutcome, SearchSettings, SearchSpace, TrialLog, create_study
+from .search import BayesianSearch, SearchOutcome, SearchSettings, SearchSpace, TrialLog, create_study, prefetch_valset
 
 log = logging.getLogger("pytest_mipro")
 
@@ -298,8 +298,10 @@ class _Run:
         self, checkpoint: Checkpoint, settings: SearchSettings
     ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome | None]:
         """The search on the checkpoint's study; one-time steps are done by whoever comes first."""
-        with checkpoint.setup_lock():
+        with checkpoint.setup_lock(while_waiting=self._baseline_prefetcher(checkpoint)):
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
+            if not checkpoint.storage_url:
+                checkpoint.forget_old_claims()
             stale = fail_stale_trials(study, checkpoint)
             if stale:
                 log.info("resuming: %d unfinished trial(s) of an interrupted run marked failed", stale)
@@ -316,6 +318,26 @@ class _Run:
                 log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
                 return space, search, None
         return space, search, self._search(search, study)
+
+    def _baseline_prefetcher(self, checkpoint: Checkpoint) -> Callable[[Callable[[], bool]], None] | None:
+        """While another process bootstraps and proposes, score the unoptimized program.
+
+        The baseline's full evaluation comes first once the search starts; replies already in
+        the shared cache make it free. Without the cache nothing would be shared: no prefetch.
+        """
+        if not config.current().cache:
+            return None
+
+        def prefetch(still_locked: Callable[[], bool]) -> None:
+            prefetch_valset(
+                self._evaluator(),
+                self.student,
+                self.plan.valset,
+                wanted=still_locked,
+                claim=lambda uid: checkpoint.claim(f"baseline-{uid}"),
+            )
+
+        return prefetch
 
     def _candidates(self) -> SearchSpace:
         demo_sets = self._bootstrap()
@@ -356,23 +378,28 @@ class _Run:
         )
         return proposer.propose(demo_sets, self.plan.num_instruct_candidates)
 
-    def _searcher(self, space: SearchSpace, settings: SearchSettings) -> BayesianSearch:
-        evaluate = Evaluate(
+    def _evaluator(self) -> Evaluate:
+        return Evaluate(
             devset=self.plan.valset,
             metric=self.opt.metric,
             num_threads=self.opt.num_threads,
             max_errors=self.opt.max_errors,
             provide_traceback=self.provide_traceback,
         )
-        return BayesianSearch(
+
+    def _searcher(self, space: SearchSpace, settings: SearchSettings) -> BayesianSearch:
+        search = BayesianSearch(
             space=space,
             valset=self.plan.valset,
-            evaluate=evaluate,
+            evaluate=self._evaluator(),
             settings=settings,
             rng=self.rng,
             count_calls=lambda: self.task_model.usage.calls + self.prompt_model.usage.calls,
             on_trial=self.opt.on_trial,
         )
+        if self.opt.checkpoint is not None:
+            search.claim = self.opt.checkpoint.claim
+        return search
 
     def _search(self, search: BayesianSearch, study: Any) -> SearchOutcome | None:
         try:

@@ -184,8 +184,10 @@ class BayesianSearch:
     rng: random.Random
     count_calls: Callable[[], int] = lambda: 0
     on_trial: Callable[[TrialLog], None] | None = None
+    claim: Callable[[str], bool] = lambda key: True  # True once per key across the processes sharing the study
     memo: ScoreMemo = field(default_factory=ScoreMemo)
     trial_logs: list[TrialLog] = field(default_factory=list)
+    _prefetched: set[int] = field(default_factory=set)  # trial numbers this process helped with
     _started: float = field(default_factory=time.monotonic)
 
     def run(self, study: Any = None) -> SearchOutcome:
@@ -273,7 +275,32 @@ class BayesianSearch:
         ]
         if not running:
             return False
-        time.sleep(self.settings.poll_interval)
+        if not any(self._prefetch(study, trial) for trial in running):
+            time.sleep(self.settings.poll_interval)
+        return True
+
+    def _prefetch(self, study: Any, trial: Any) -> bool:
+        """Score another process's running full evaluation from the other end of the valset.
+
+        The replies land in the shared response cache, where that process finds them when it
+        gets there: an idle process halves the time of the evaluation everyone is waiting
+        for. It stops as soon as the trial is finished (or pruned). Without the cache there
+        is nothing to share, so it does nothing. Returns whether it did any work.
+        """
+        from .. import config
+
+        kind = trial.user_attrs.get("kind")
+        if not config.current().cache or kind not in ("baseline", QUEUED_FULL) or trial.number in self._prefetched:
+            return False
+        self._prefetched.add(trial.number)
+        combo = self.space.combo_from_params(trial.params)
+        prefetch_valset(
+            self.evaluate,
+            self.space.build(combo),
+            self.valset,
+            wanted=lambda: _still_running(study, trial.number),
+            claim=lambda uid: self.claim(f"trial-{trial.number}-{uid}"),
+        )
         return True
 
     def _evaluate_trial(self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str) -> None:
@@ -444,6 +471,39 @@ def _claimed_trials(study: Any) -> list[Any]:
         for t in study.get_trials(deepcopy=False, states=states)
         if t.user_attrs.get("claimed") or (t.state == TrialState.RUNNING and "kind" not in t.user_attrs)
     ]
+
+
+def prefetch_valset(
+    evaluate: Evaluate,
+    program: Module,
+    valset: Sequence[Example],
+    wanted: Callable[[], bool],
+    claim: Callable[[str], bool],
+) -> None:
+    """Evaluate ``program`` on ``valset`` from the last example backwards while ``wanted()``.
+
+    Only for the side effect: the replies fill the shared response cache for the process
+    that evaluates the same program from the front. ``claim(uid)`` is false for examples
+    another prefetching process took already, so two of them never pay for the same one.
+    """
+    chunk_size = max(4, evaluate.num_threads)
+    chunk: list[Example] = []
+    for example in reversed(valset):
+        if not wanted():
+            return
+        if claim(example.uid):
+            chunk.append(example)
+        if len(chunk) == chunk_size:
+            evaluate(program, chunk)
+            chunk = []
+    if chunk and wanted():
+        evaluate(program, chunk)
+
+
+def _still_running(study: Any, number: int) -> bool:
+    from optuna.trial import TrialState
+
+    return any(t.number == number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _queued_full(study: Any, space: SearchSpace) -> set[Combo]:

@@ -182,3 +182,29 @@ def test_on_trial_sees_every_evaluation(fake_model: Any) -> None:
     outcome = runner.run()
     assert seen == [t.kind for t in outcome.trial_logs]
     assert all(0.0 <= t.score <= 1.0 and 0.0 <= t.best_full_score <= 1.0 for t in outcome.trial_logs)
+
+
+def test_prefetch_scores_from_the_back_skips_claimed_examples_and_stops_when_no_longer_wanted(
+    fake_model: Any, tmp_path: Any
+) -> None:
+    from pytest_mipro.optimizer.checkpoint import Checkpoint
+    from pytest_mipro.optimizer.search import prefetch_valset
+
+    task = fake_model(task_answer)
+    configure(lm=task.lm())
+    valset = foods(1)  # 6 examples
+    mine, other = Checkpoint(tmp_path, run_id="r"), Checkpoint(tmp_path, run_id="r")
+    assert other.claim(valset[-1].uid)  # another process took the last example
+    evaluate = Evaluate(devset=valset, metric=exact_match)
+    looks: list[int] = []
+
+    def wanted() -> bool:
+        looks.append(task.calls)
+        return task.calls < 4  # the owner finished after four of our calls
+
+    prefetch_valset(evaluate, Predict("item -> kind"), valset, wanted, claim=mine.claim)
+
+    asked = [messages[-1]["content"] for messages in task.messages]
+    expected = [ex.item for ex in reversed(valset[:-1])][:4]
+    assert [next(w for w in expected if w in text) for text in asked] == expected
+    assert Checkpoint(tmp_path, run_id="next-run").claim(valset[-1].uid)  # a new run starts afresh
