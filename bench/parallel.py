@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 CONFTEST = '''
-import random, time
+import hashlib, random, time
 import pytest
 from pytest_mipro import Example, Predict
 from pytest_mipro.lm import register_fake_model
@@ -35,17 +35,22 @@ WORDS = {{"apple": "fruit", "pear": "fruit", "plum": "fruit", "fig": "fruit",
 
 
 def slow_task(messages, params):
-    """Right with 3+ demos or an instruction holding the rule; else right on some words only."""
+    """Right more often with more demos and with the RULE in the instruction (fixed per example)."""
     time.sleep(LATENCY)
-    word = messages[-1]["content"].split("\\n")[0].split(":", 1)[1].split()[0]
+    item = messages[-1]["content"].split("\\n")[0].split(":", 1)[1].strip()
     demos = sum(1 for m in messages if m["role"] == "assistant")
-    knows = demos >= 3 or "RULE" in messages[0]["content"]
-    return WORDS[word] if knows or len(word) <= 3 else "unknown"
+    skill = 20 + 10 * min(demos, 4) + (25 if "RULE" in messages[0]["content"] else 0)
+    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
+    return WORDS[item.split()[0]] if luck < skill else "unknown"
 
 
 def slow_prompt(messages, params):
+    """Proposes instructions; about half of them carry the rule."""
     time.sleep(LATENCY)
-    return "Classify the food. RULE: sweet ones are fruit." if "instruction" in messages[-1]["content"].lower() else "Foods."
+    if "instruction" not in messages[-1]["content"].lower():
+        return "Foods."
+    draw = int(hashlib.sha256(repr((messages, params)).encode()).hexdigest(), 16) % 4
+    return "Classify the food. RULE: sweet ones are fruit." if draw < 2 else f"Classify the food ({{draw}})."
 
 
 register_fake_model("slow-task", slow_task)
