@@ -27,7 +27,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MARKER = "mipro"
 MARKER_HELP = (
-    "mipro(program, *, threshold=None, name=None, examples=None, valset=None, metric=None, **optimizer_options): "
+    "mipro(program, *, threshold=None, name=None, examples=None, valset=None, holdout=None, metric=None, **optimizer_options): "
     "optimize the program's prompts with MIPROv2 (--mipro-optimize), lock them in prompts.lock and gate on their score"
 )
 SETTINGS_KEY = pytest.StashKey[MiproSettings]()
