@@ -33,11 +33,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import config
+from .errors import LockfileError
 from .lockfile import LockEntry
 from .optimizer.evaluate import ExampleResult
 from .program import Module
-from .stats import FAIL, INCONCLUSIVE, PASS, RegressionResult, Verdict, regression_test, threshold_verdict
-from .targets import Evaluation, RunConfig, Target, evaluate_program, gate_examples, locked_program
+from .stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    RegressionResult,
+    Verdict,
+    regression_test,
+    threshold_verdict,
+)
+from .targets import (
+    Evaluation,
+    RunConfig,
+    Target,
+    evaluate_program,
+    gate_examples,
+    locked_program,
+)
 
 CONFIDENCE = 0.95  # one-sided, for the threshold bounds
 ALPHA = 0.05  # one-sided significance of the regression check
@@ -237,15 +253,24 @@ class GateRun:
 
 
 def locked_scores(entry: LockEntry, count: int) -> list[float] | None:
-    """The entry's per-example scores, aligned with :func:`targets.gate_examples`, when usable."""
+    """The entry's per-example scores, aligned with :func:`targets.gate_examples`; None without ids.
+
+    Ids without matching scores raise :class:`LockfileError`: the gate would otherwise have
+    nothing to compare with and pass anything.
+    """
     ids, scores = entry.results.get("ids") or [], entry.results.get("scores") or []
-    if not ids or len(ids) != len(scores) or len(ids) != count:
+    if not ids:
         return None
     try:
         values = [float(s) for s in scores]
     except (TypeError, ValueError):
-        return None
-    return values if all(0.0 <= v <= 1.0 for v in values) else None
+        values = []
+    if len(values) != len(ids) or len(ids) != count or not all(0.0 <= v <= 1.0 for v in values):
+        raise LockfileError(
+            f"lock entry {entry.name!r}: 'results' needs one score in [0, 1] per example id; "
+            "run `pytest --mipro-optimize` to rewrite it"
+        )
+    return values
 
 
 def chunk_size(threads: int | None) -> int:

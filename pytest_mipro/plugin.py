@@ -57,7 +57,7 @@ _OPTION_HELP = {
 
 
 class MiproWarning(pytest.PytestWarning):
-    """Warnings from pytest-mipro (for example, unused lock entries)."""
+    """Warnings from pytest-mipro (for example, unused lock entries or an INCONCLUSIVE gate)."""
 
 
 @dataclass
@@ -198,7 +198,9 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     """The locked program of the test's ``@pytest.mark.mipro`` target and how it scored.
 
     Attributes: ``program`` (with the locked prompts), ``score``, ``results`` (per example),
-    ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``.
+    ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``, ``verdict``
+    (PASS, FAIL or INCONCLUSIVE), ``bounds`` (one-sided 95% lower and upper bounds).
+    An INCONCLUSIVE verdict is a :class:`MiproWarning` (a failure under ``--mipro-strict``).
     """
     from .errors import MiproError
     from .session import GateFailure
@@ -206,12 +208,16 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     node = request.node
     try:
         target = _target(request)
-        return _session(request.config).run(target, nodeid=node.nodeid)
+        run = _session(request.config).run(target, nodeid=node.nodeid)
     except GateFailure as exc:
         node.stash[FAILURE_KEY] = str(exc)  # reported as the test's failure, not a setup error
         return None
     except (MiproError, ValueError) as exc:
         problem = f"{node.nodeid}: {exc}"
+    else:
+        if run.warning:
+            warnings.warn(MiproWarning(run.warning), stacklevel=1)
+        return run
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 

@@ -349,10 +349,19 @@ def _add(*usages: Mapping[str, Any]) -> dict[str, Any]:
     return total
 
 
-def gate_threshold(target: Target, entry: LockEntry, tolerance: float) -> tuple[float, str]:
-    """The threshold and where it came from: the marker's, else the locked score minus the tolerance."""
+def gate_threshold(target: Target, entry: LockEntry, tolerance: float) -> tuple[float | None, str]:
+    """The threshold to gate on and where it came from.
+
+    The marker's threshold when it sets one. Without one, an entry that locks per-example
+    scores is gated by the paired regression check alone (None); an older entry without
+    them falls back to its locked score minus ``tolerance``.
+    """
     if target.threshold is not None:
-        return target.threshold, "threshold"
+        return target.threshold, "marker"
+    if entry.results.get("ids"):
+        return None, "none: checked for a regression against the locked per-example scores"
+    if math.isnan(entry.score):
+        return None, "none: the entry has neither a score nor per-example results"
     return max(0.0, entry.score - tolerance), f"locked score {entry.score:.3f} - tolerance {tolerance:g}"
 
 

@@ -8,9 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_mipro.errors import LockfileError
 from pytest_mipro.gate import GateJudge, combine, judge, locked_scores
 from pytest_mipro.lockfile import LockEntry, PredictorLock
-from pytest_mipro.stats import FAIL, INCONCLUSIVE, PASS, regression_test, threshold_verdict
+from pytest_mipro.stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    regression_test,
+    threshold_verdict,
+)
 
 
 def single(scores: list[float]) -> list[list[float]]:
@@ -110,15 +117,16 @@ def test_a_clear_failure_settles_early_with_bounds_that_hold() -> None:
     assert early.upper < 0.9 and early.score == 0.0
 
 
-def test_locked_scores_need_ids_and_scores_of_the_gate_size() -> None:
+def test_locked_scores_need_one_score_per_id() -> None:
     def entry(results: dict[str, list[object]]) -> LockEntry:
         return LockEntry("t", {"self": PredictorLock("a -> b", "Do it.")}, 1.0, {}, results=results)
 
     assert locked_scores(entry({"ids": ["a", "b"], "scores": [1.0, 0.5]}), 2) == [1.0, 0.5]
     assert locked_scores(entry({}), 2) is None
-    assert locked_scores(entry({"ids": ["a", "b"], "scores": [1.0]}), 2) is None
-    assert locked_scores(entry({"ids": ["a"], "scores": [1.0]}), 2) is None
-    assert locked_scores(entry({"ids": ["a"], "scores": ["x"]}), 1) is None
+    assert locked_scores(entry({"scores": [1.0]}), 1) is None
+    for broken in ({"ids": ["a", "b"], "scores": [1.0]}, {"ids": ["a"], "scores": ["x"]}, {"ids": ["a"], "scores": [2.0]}):
+        with pytest.raises(LockfileError, match="one score in \\[0, 1\\] per example id"):
+            locked_scores(entry(broken), len(broken["ids"]))
 
 
 def _full(after: list[list[float]], **kwargs: object) -> object:
