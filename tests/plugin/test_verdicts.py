@@ -109,6 +109,10 @@ def test_the_report_records_verdict_bounds_and_regression(optimized: Project) ->
     assert record["regression"]["p_value"] == 1.0 and record["regression"]["regressed"] is False
     assert record["message"].startswith("mipro target 'food': INCONCLUSIVE")
 
+    optimized.run("--mipro-report", "gate.html").assert_outcomes(passed=1, warnings=1)
+    page = (optimized.path / "gate.html").read_text()
+    assert "<td>INCONCLUSIVE</td>" in page and "<td>[0.769, 1.000]</td>" in page
+
 
 # ---------------------------------------------------------------- regression against the lock (36 gate examples)
 
