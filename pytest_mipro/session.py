@@ -24,7 +24,15 @@ from .lockfile import LockEntry, Lockfile
 from .optimizer.evaluate import ExampleResult
 from .program import Module
 from .settings import MiproSettings
-from .targets import Evaluation, RunConfig, Target, TrialProgress, gate_threshold, locked_program, stale_parts
+from .targets import (
+    Evaluation,
+    RunConfig,
+    Target,
+    TrialProgress,
+    gate_threshold,
+    locked_program,
+    stale_parts,
+)
 
 
 class GateFailure(MiproError):

@@ -294,6 +294,11 @@ def locked_program(target: Target, entry: LockEntry) -> Module:
     return target.program.deepcopy().load_state(entry.program_state(), source=f"lock entry {entry.name!r}")
 
 
+def predictor_locks(program: Module) -> dict[str, PredictorLock]:
+    """The program's prompts as the lockfile stores them, per predictor."""
+    return {name: PredictorLock(p.signature.spec(), p.instructions, [dict(d) for d in p.demos]) for name, p in program.named_predictors()}
+
+
 def gate_examples(target: Target, entry: LockEntry) -> list[Example]:
     """The examples the entry was scored on (by id), else the validation set, else all examples."""
     pool = list(target.valset or []) + list(target.examples)
@@ -472,7 +477,10 @@ def _entry(
     optimizer: dict[str, Any],
     prompt_lm: LM,
 ) -> LockEntry:
-    predictors = predictor_locks(result.program)
+    program = result.program
+    predictors = {
+        name: PredictorLock(p.signature.spec(), p.instructions, [dict(d) for d in p.demos]) for name, p in program.named_predictors()
+    }
     usage = _add(result.task_usage, result.prompt_usage)
     counts = {key: usage.get(key, 0) for key in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")}
     counts["cost"] = round(float(usage.get("cost", 0.0)), 6)
@@ -492,11 +500,6 @@ def _entry(
         counts=counts,
         results={"ids": [r.example.uid for r in evaluation.results], "scores": [r.score for r in evaluation.results]},
     )
-
-
-def predictor_locks(program: Module) -> dict[str, PredictorLock]:
-    """The program's prompts as the lockfile stores them, per predictor."""
-    return {name: PredictorLock(p.signature.spec(), p.instructions, [dict(d) for d in p.demos]) for name, p in program.named_predictors()}
 
 
 def _optimizer_record(options: Mapping[str, Any], auto: str | None, seed: int, result: Any) -> dict[str, Any]:
