@@ -308,3 +308,18 @@ def test_verdicts_and_warnings_reach_the_controller_under_xdist(optimized: Proje
     result.stdout.fnmatch_lines(["*MiproWarning: mipro target 'food': INCONCLUSIVE*", "food*gate*1.000*0.900*INCONCLUSIVE*passed"])
     (record,) = json.loads((optimized.path / "gate.json").read_text())["targets"]
     assert record["verdict"] == "INCONCLUSIVE" and record["regression"]["regressed"] is False
+
+
+def test_a_split_holdout_target_is_searched_in_one_study_under_xdist(project: Project) -> None:
+    # Every process that works on the target's search must leave the same holdout out, or
+    # the study (named by what the search sees) splits in two.
+    source = BIG_TEST.replace("MARKER", "").replace("range(0, 2)", "range(0, 10)")
+    source = source.replace("@pytest.fixture\ndef mipro_valset", "def unused_valset")
+    project.write_test(source.replace("@pytest.fixture\ndef mipro_holdout", "def unused_holdout"))
+
+    result = project.run_subprocess("-n", "2", "--mipro-optimize")
+
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    assert len(list((project.path / ".mipro" / "runs").iterdir())) == 1
+    assert project.lock()["targets"]["food"]["holdout"]["n"] == 15
+    project.run().assert_outcomes(passed=1)
