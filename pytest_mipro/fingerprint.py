@@ -5,7 +5,8 @@ A fingerprint has one hash per *part*, and a combined hash over all parts:
 - ``structure``: every predictor's name and signature (fields, descriptions, prefixes),
   and the source of a custom ``Module.forward``;
 - ``instructions``: the base (unoptimized) instructions and demos written in the code;
-- ``examples``: the ids (``Example.uid``) and input keys of the training and validation examples;
+- ``examples``: the ids (``Example.uid``) and input keys of the training and validation examples
+  (and of a declared holdout slice);
 - ``metric``: the metric's source code (its qualified name when the source is unavailable);
 - ``model``: the task model string and the parameters that change its replies.
 
@@ -60,13 +61,14 @@ def fingerprint(
     valset: Sequence[Example] | None,
     metric: Callable[..., Any],
     model: Any,
+    holdout: Sequence[Example] | None = None,
 ) -> Fingerprint:
     """The fingerprint of a target; ``model`` is the task LM (``LM``) or a model string."""
     return Fingerprint(
         {
             "structure": structure_part(program),
             "instructions": instructions_part(program),
-            "examples": examples_part(examples, valset),
+            "examples": examples_part(examples, valset, holdout),
             "metric": metric_part(metric),
             "model": model_part(model, program),
         }
@@ -103,11 +105,14 @@ def state_part(state: Mapping[str, Mapping[str, Any]]) -> str:
     return _digest({name: {"instructions": s["instructions"], "demos": list(s.get("demos") or [])} for name, s in state.items()})
 
 
-def examples_part(examples: Sequence[Example], valset: Sequence[Example] | None) -> str:
+def examples_part(examples: Sequence[Example], valset: Sequence[Example] | None, holdout: Sequence[Example] | None = None) -> str:
     def ids(items: Sequence[Example]) -> list[Any]:
         return [[ex.uid, list(ex.input_keys or ())] for ex in items]
 
-    return _digest({"examples": ids(examples), "valset": None if valset is None else ids(valset)})
+    parts: dict[str, Any] = {"examples": ids(examples), "valset": None if valset is None else ids(valset)}
+    if holdout is not None:  # only when declared, so entries locked before holdouts existed stay fresh
+        parts["holdout"] = ids(holdout)
+    return _digest(parts)
 
 
 def metric_part(metric: Callable[..., Any]) -> str:

@@ -14,6 +14,7 @@ Format (``version: 1``)::
             demos:
             - {ticket: ..., team: billing}
         score: 0.9                  # validation score of the locked program
+        bounds: [0.73, 0.97]        # its one-sided 95% lower and upper bounds (optional)
         baseline_score: 0.6         # the unoptimized program on the same examples
         threshold: 0.8              # the marker's threshold when optimized (or null)
         n: 20                       # number of gate (validation) examples
@@ -23,7 +24,11 @@ Format (``version: 1``)::
         fingerprint: {hash: ..., parts: {program: ..., examples: ..., metric: ..., model: ...}}
         counts: {calls: ..., cache_hits: ..., prompt_tokens: ..., completion_tokens: ..., cost: ..., seconds: ...}
         results: {ids: [...], scores: [...]}   # per gate example: Example.uid and score
+        holdout: {...}              # the holdout check that chose this prompt (optional)
         extra: {}                   # fields added by pytest_mipro_lock_entry hooks
+
+The optional keys are only written when known, so files from older versions (without
+them) still load, and entries that lack them are written back unchanged.
 
 It is read with ``yaml.safe_load`` only; a malformed file raises :class:`LockfileError`
 naming the file and line. Writes are atomic (temp file + ``os.replace``).
@@ -80,6 +85,8 @@ class LockEntry:
     counts: dict[str, Any] = field(default_factory=dict)
     results: dict[str, list[Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    bounds: tuple[float, float] | None = None  # one-sided 95% bounds of ``score``
+    holdout: dict[str, Any] = field(default_factory=dict)  # the holdout check, see pytest_mipro.holdout
 
     def program_state(self) -> dict[str, dict[str, Any]]:
         """``{predictor: {instructions, demos}}``, the mapping ``Module.load_state`` takes."""
@@ -105,10 +112,17 @@ class LockEntry:
         return mine == theirs
 
     def to_dict(self) -> dict[str, Any]:
-        """The entry as written under ``targets.<name>`` (fixed key order, JSON-able)."""
+        """The entry as written under ``targets.<name>`` (fixed key order, JSON-able).
+
+        ``bounds`` and ``holdout`` appear only when set, so an entry read from an older file
+        is written back exactly as it was.
+        """
+        bounds = {} if self.bounds is None else {"bounds": [_number(b) for b in self.bounds]}
+        holdout = {"holdout": dict(self.holdout)} if self.holdout else {}
         return {
             "program": {name: p.to_dict() for name, p in self.predictors.items()},
             "score": _number(self.score),
+            **bounds,
             "baseline_score": _number(self.baseline_score),
             "threshold": _number(self.threshold),
             "n": self.n,
@@ -118,6 +132,7 @@ class LockEntry:
             "fingerprint": {"hash": self.fingerprint_hash, "parts": self.fingerprint_parts},
             "counts": dict(self.counts),
             "results": {k: list(v) for k, v in self.results.items()},
+            **holdout,
             "extra": dict(self.extra),
         }
 
@@ -144,6 +159,8 @@ class LockEntry:
                 counts=_mapping(data.get("counts"), "counts"),
                 results=_mapping(data.get("results"), "results"),
                 extra=_mapping(data.get("extra"), "extra"),
+                bounds=_bounds(data.get("bounds")),
+                holdout=_mapping(data.get("holdout"), "holdout"),
             )
         except (TypeError, ValueError) as exc:
             raise LockfileError(f"{source}: target {name!r}: {exc}") from exc
@@ -154,6 +171,14 @@ def _number(value: float | None) -> float | None:
     if value is None or math.isnan(value):
         return None
     return round(float(value), 6)
+
+
+def _bounds(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"'bounds' must be a [lower, upper] pair, got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:
@@ -260,6 +285,10 @@ class Lockfile:
         data = self.to_dict()
         for entry in data["targets"].values():
             entry["results"] = {k: _FlowList(v) for k, v in entry["results"].items()}
+            if "bounds" in entry:
+                entry["bounds"] = _FlowList(entry["bounds"])
+            if isinstance(entry.get("holdout", {}).get("ids"), list):
+                entry["holdout"] = {k: _FlowList(v) if isinstance(v, list) else v for k, v in entry["holdout"].items()}
         body = yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=_LONG_LINE + 20)
         return HEADER + body
 

@@ -27,7 +27,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MARKER = "mipro"
 MARKER_HELP = (
-    "mipro(program, *, threshold=None, name=None, examples=None, valset=None, metric=None, **optimizer_options): "
+    "mipro(program, *, threshold=None, name=None, examples=None, valset=None, holdout=None, metric=None, **optimizer_options): "
     "optimize the program's prompts with MIPROv2 (--mipro-optimize), lock them in prompts.lock and gate on their score"
 )
 SETTINGS_KEY = pytest.StashKey[MiproSettings]()
@@ -45,7 +45,10 @@ _OPTION_HELP = {
     "auto": ("optimization budget preset: light, medium or heavy (default: light)", "PRESET"),
     "seed": ("optimizer seed (default: MIPROv2's, 9)", "INT"),
     "threads": ("parallel LM calls per evaluation (default: 1)", "N"),
-    "tolerance": ("without a marker threshold, fail below the locked score minus this (default: 0.05)", "FRACTION"),
+    "tolerance": ("for lock entries without per-example results and no marker threshold: gate on the locked score minus this (default: 0.05)", "FRACTION"),
+    "strict": ("fail a target whose gate verdict is INCONCLUSIVE (the threshold lies inside the score's confidence bounds) instead of warning", None),
+    "min-drop": ("the regression gate fails only on a significant drop larger than this (default: 0.02; 1 turns it off)", "FRACTION"),
+    "repeats": ("samples per gate example (distinct sample ids, so the cache keeps them apart); reports pass rate and pass^k (default: 1)", "N"),
     "budget": ("LM spending limit per optimized target: '500' calls, 'cost=2.5' dollars, or 'calls=500,cost=2.5'", "LIMITS"),
     "no-cache": ("do not read or write the LM response cache", None),
     "report": ("write a report: .json (machine-readable) or .html (self-contained, with plots)", "PATH"),
@@ -54,7 +57,7 @@ _OPTION_HELP = {
 
 
 class MiproWarning(pytest.PytestWarning):
-    """Warnings from pytest-mipro (for example, unused lock entries)."""
+    """Warnings from pytest-mipro (for example, unused lock entries or an INCONCLUSIVE gate)."""
 
 
 @dataclass
@@ -199,7 +202,9 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     """The locked program of the test's ``@pytest.mark.mipro`` target and how it scored.
 
     Attributes: ``program`` (with the locked prompts), ``score``, ``results`` (per example),
-    ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``.
+    ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``, ``verdict``
+    (PASS, FAIL or INCONCLUSIVE), ``bounds`` (one-sided 95% lower and upper bounds).
+    An INCONCLUSIVE verdict is a :class:`MiproWarning` (a failure under ``--mipro-strict``).
     """
     from .errors import MiproError
     from .session import GateFailure
@@ -211,12 +216,16 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
         if helped is not None:
             _session(request.config).assist(target)  # a StudyHelper: work on the study, lock nothing
             return None
-        return _session(request.config).run(target, nodeid=node.nodeid)
+        run = _session(request.config).run(target, nodeid=node.nodeid)
     except GateFailure as exc:
         node.stash[FAILURE_KEY] = str(exc)  # reported as the test's failure, not a setup error
         return None
     except (MiproError, ValueError) as exc:
         problem = f"{node.nodeid}: {exc}"
+    else:
+        if run.warning:
+            warnings.warn(MiproWarning(run.warning), stacklevel=1)
+        return run
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .fingerprint import describe
+from .gate import GateRun, Judgement, score_bounds
 from .lockfile import LockEntry
 from .optimizer.evaluate import ExampleResult
 from .optimizer.search import TrialLog
+from .stats import RegressionResult
 from .targets import Evaluation, TrialProgress
 
 WORST = 5  # examples shown in a failure message
@@ -31,7 +33,14 @@ def new_record(name: str, nodeid: str, mode: str) -> dict[str, Any]:
 
 
 def fill_from_entry(record: dict[str, Any], entry: LockEntry) -> None:
+    """A checked (not evaluated) target: what the lock says, with the locked score's bounds."""
     record.update(score=entry.score, baseline_score=entry.baseline_score, threshold=entry.threshold, n=entry.n, calls=0)
+    bounds = entry.bounds
+    scores = entry.results.get("scores")
+    if bounds is None and scores:
+        bounds = score_bounds([float(x) for x in scores])  # entries locked before bounds were stored
+    if bounds is not None:
+        record.update(lower=round(bounds[0], 6), upper=round(bounds[1], 6))
 
 
 def fill_from_evaluation(record: dict[str, Any], evaluation: Evaluation, threshold: float | None, source: str) -> None:
@@ -48,6 +57,45 @@ def fill_from_evaluation(record: dict[str, Any], evaluation: Evaluation, thresho
         seconds=round(evaluation.seconds, 3),
         examples=[example_record(r) for r in evaluation.results],
     )
+
+
+def fill_from_gate(record: dict[str, Any], gate: GateRun) -> None:
+    """A gate run: the evaluation, the verdict with its bounds, early stopping and repeats."""
+    policy, judgement = gate.policy, gate.judgement
+    fill_from_evaluation(record, gate.evaluation, policy.threshold, policy.threshold_source)
+    fill_from_judgement(record, judgement)
+    record.update(n=judgement.evaluated, n_total=judgement.total, repeats=policy.repeats, min_drop=policy.min_drop)
+    if judgement.curtailed:
+        record.update(curtailed=True, skipped=gate.skipped, saved_calls=gate.saved_calls)
+    if policy.repeats > 1:
+        record.update(pass_rate=round(gate.pass_rate, 6), pass_all=round(gate.pass_all, 6))
+
+
+def fill_from_judgement(record: dict[str, Any], judgement: Judgement) -> None:
+    """The verdict and its evidence, as plain data (also what the JSON report shows)."""
+    record.update(
+        verdict=judgement.verdict,
+        lower=round(judgement.lower, 6),
+        upper=round(judgement.upper, 6),
+        needed_n=judgement.needed_n,
+        regression=None if judgement.regression is None else regression_record(judgement.regression, judgement.regression_bound),
+    )
+
+
+def regression_record(result: RegressionResult, bound: str | None = None) -> dict[str, Any]:
+    return {
+        "method": result.method,
+        "locked_score": round(result.before_mean, 6),
+        "score": round(result.after_mean, 6),
+        "drop": round(result.drop, 6),
+        "p_value": result.p_value,
+        "significant": result.significant,
+        "regressed": result.regressed,
+        "n": result.n,
+        "b": result.b,
+        "c": result.c,
+        "bound": bound,
+    }
 
 
 def fill_from_optimization(record: dict[str, Any], entry: LockEntry, trials: Sequence[TrialLog]) -> None:
@@ -148,15 +196,77 @@ def stale_message(name: str, changed: Sequence[str], lockfile: Path) -> str:
     )
 
 
-def below_threshold_message(name: str, evaluation: Evaluation, threshold: float, source: str) -> str:
-    head = (
-        f"mipro target {name!r}: score {evaluation.score:.3f} is below the threshold {threshold:.3f} ({source})"
-        f" on {len(evaluation.results)} examples."
-    )
+def verdict_message(name: str, judgement: Judgement, evaluation: Evaluation, *, source: str, min_drop: float, strict: bool = False) -> str:
+    """Why a gate failed or was inconclusive: score, bounds, threshold, the regression check, the worst examples."""
+    lines = [_verdict_head(name, judgement, source, strict), score_line(judgement, source)]
+    if judgement.regression is not None:
+        lines.append(regression_line(judgement.regression, min_drop, judgement.regression_bound))
+    if judgement.curtailed:
+        lines.append(f"Stopped after {judgement.evaluated} of {judgement.total} examples: the rest could not change the verdict.")
     worst = [r for r in sorted(evaluation.results, key=lambda r: r.score) if r.score < 1.0 or r.failed][:WORST]
-    if not worst:
-        return head
-    return "\n".join([head, f"Worst {len(worst)} examples:", *(f"  {line}" for line in map(describe_example, worst))])
+    if worst:
+        lines += [f"Worst {len(worst)} examples:", *(f"  {line}" for line in map(describe_example, worst))]
+    return "\n".join(lines)
+
+
+def _verdict_head(name: str, judgement: Judgement, source: str, strict: bool) -> str:
+    threshold = judgement.threshold
+    if judgement.verdict == "INCONCLUSIVE" and threshold is not None:
+        consequence = "failing because of --mipro-strict" if strict else "--mipro-strict would make this a failure"
+        return (
+            f"mipro target {name!r}: INCONCLUSIVE: the threshold {threshold:.3f} ({source}) lies inside the score's"
+            f" one-sided 95% bounds {_interval(judgement.lower, judgement.upper)}; {_decide(judgement)} ({consequence})."
+        )
+    reasons = []
+    if judgement.threshold_verdict == "FAIL" and threshold is not None:
+        reasons.append(f"the score's upper bound {judgement.upper:.3f} is below the threshold {threshold:.3f} ({source})")
+    if judgement.regressed and judgement.regression is not None:
+        reasons.append(f"the score dropped significantly from the locked {judgement.regression.before_mean:.3f}")
+    return f"mipro target {name!r}: {judgement.verdict}: {' and '.join(reasons) or 'see below'}."
+
+
+def _decide(judgement: Judgement) -> str:
+    if judgement.curtailed:
+        return f"all {judgement.total} examples could not decide it"
+    if judgement.needed_n is None:
+        return "the score equals the threshold, so no number of examples would decide it"
+    return f"about {judgement.needed_n} examples at this score would decide it (the gate has {judgement.total})"
+
+
+def score_line(judgement: Judgement, source: str) -> str:
+    threshold = "no threshold" if judgement.threshold is None else f"threshold {judgement.threshold:.3f} ({source})"
+    of_total = "" if judgement.evaluated == judgement.total else f" (of {judgement.total})"
+    return (
+        f"Score {judgement.score:.3f} on {judgement.evaluated} examples{of_total},"
+        f" one-sided 95% bounds {_interval(judgement.lower, judgement.upper)}, {threshold}."
+    )
+
+
+def regression_line(result: RegressionResult, min_drop: float, bound: str | None = None) -> str:
+    if result.method == "mcnemar":
+        test = f"exact McNemar p = {result.p_value:.3g} ({result.b} passed before and fail now, {result.c} the other way)"
+    else:
+        test = f"paired t-test p = {result.p_value:.3g}"
+    if result.regressed:
+        finding = f"a significant drop larger than --mipro-min-drop {min_drop:g}"
+    elif result.significant:
+        finding = f"significant, but not larger than --mipro-min-drop {min_drop:g}"
+    else:
+        finding = "not significant (p >= 0.05)"
+    where = f" (if every unscored example {_BOUND_WORDS[bound]})" if bound else ""
+    return (
+        f"Against the lock{where}: {result.before_mean:.3f} -> {result.after_mean:.3f} on the same {result.n} examples"
+        f" (drop {result.drop:.3f}); {test}: {finding}."
+    )
+
+
+_BOUND_WORDS = {"worst": "failed", "best": "passed"}
+
+
+def _interval(lower: Any, upper: Any) -> str:
+    if lower is None or upper is None:
+        return "-"
+    return f"[{float(lower):.3f}, {float(upper):.3f}]"
 
 
 def describe_example(result: ExampleResult) -> str:
@@ -210,22 +320,102 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         )
     if gated:
         lines += _table(
-            ["target", "mode", "score", "threshold", "n", "calls", "cache hits", "outcome"],
+            ["target", "mode", "score", "bounds", "threshold", "vs lock", "n", "calls", "cache hits", "verdict", "outcome"],
             [
                 [
                     r["target"],
                     str(r.get("mode")),
                     _score(r.get("score")),
+                    _interval(r.get("lower"), r.get("upper")),
                     _score(r.get("threshold")),
-                    str(r.get("n", "-")),
+                    _versus_lock(r.get("regression")),
+                    _examples(r),
                     str(r.get("calls", 0)),
                     str(r.get("cache_hits", 0)),
+                    str(r.get("verdict") or "-"),
                     str(r.get("outcome")),
                 ]
                 for r in sorted(gated, key=lambda r: (r["target"], r.get("nodeid", "")))
             ],
         )
-    return lines
+    return lines + [line for r in records for line in note_lines(r)]
+
+
+def note_lines(record: Mapping[str, Any]) -> list[str]:
+    """What a target's table row cannot say: early stopping, repeated samples, the holdout decision."""
+    name, notes = record["target"], []
+    if record.get("curtailed"):
+        notes.append(
+            f"mipro {name}: stopped after {record.get('n')} of {record.get('n_total')} examples once the verdict was settled;"
+            f" skipped {record.get('skipped')} (about {_plural(int(record.get('saved_calls', 0)), 'LM call')} saved)"
+        )
+    repeats = int(record.get("repeats") or 1)
+    if repeats > 1:
+        notes.append(
+            f"mipro {name}: {repeats} samples per example: pass rate {float(record.get('pass_rate', 0.0)):.3f},"
+            f" pass^{repeats} {float(record.get('pass_all', 0.0)):.3f} (every sample of an example passes)"
+        )
+    if record.get("selection"):
+        notes.append(f"mipro {name}: {selection_line(record['selection'])}")
+    return notes
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+_AGAINST = {"lock": "the current locked prompt", "unoptimized": "the unoptimized program"}
+
+
+def selection_line(selection: Mapping[str, Any]) -> str:
+    """How --mipro-optimize chose the locked prompt: the holdout, the one-SE rule, the decision."""
+    source, labeled, held = selection.get("holdout_source"), selection.get("labeled"), selection.get("holdout")
+    if source == "fixture":
+        text = f"holdout: {held} examples from `mipro_holdout`; the search validated on {selection.get('validation')}"
+    elif source == "split":
+        text = f"holdout: {held} of {labeled} labeled examples (seeded split); the search validated on {selection.get('validation')}"
+    else:
+        text = (
+            f"no holdout: {labeled} labeled examples, and a seeded holdout split needs {selection.get('min_for_split')}"
+            " (or define a `mipro_holdout` fixture); locked the search's pick"
+        )
+    one_se = selection.get("one_se")
+    if one_se and one_se["chars"] < one_se["best_chars"]:
+        text += (
+            f"; one-SE rule: took a {one_se['chars']}-character prompt scoring {one_se['score']:.3f}"
+            f" over the best's {one_se['best_chars']} characters at {one_se['best_score']:.3f}"
+        )
+    decision = selection.get("decision")
+    return text + (_decision_text(decision) if decision else "")
+
+
+def _decision_text(decision: Mapping[str, Any]) -> str:
+    against = _AGAINST.get(decision["against"], decision["against"])
+    if decision["same_program"]:
+        return f"; the search's pick is {against} itself (holdout score {_score(decision['new_score'])})"
+    scores = f"holdout {_score(decision['new_score'])} vs {_score(decision['old_score'])} for {against}"
+    bound = "n/a" if decision["lower_bound"] is None else f"{decision['lower_bound']:+.3f}"
+    if decision["adopted"]:
+        return f"; adopted the new prompt: {scores}, improvement {decision['improvement']:+.3f} (one-sided 95% lower bound {bound} > 0)"
+    return (
+        f"; kept {against}: {scores}, improvement {decision['improvement']:+.3f} is not significant"
+        f" (one-sided 95% lower bound {bound} <= 0, n={decision['n']})"
+    )
+
+
+def _versus_lock(regression: Mapping[str, Any] | None) -> str:
+    if not regression:
+        return "-"
+    change = 0.0 - float(regression["drop"])  # 0.0 - x: no "-0.000" for an unchanged score
+    # After an early stop the check ran on the completion least favourable to the verdict:
+    # the worst one bounds the change from below (and p too), the best one from above.
+    side = {"worst": ">=", "best": "<="}.get(regression.get("bound") or "", "")
+    return f"{side}{change:+.3f} (p{side or '='}{float(regression['p_value']):.2g})"
+
+
+def _examples(record: Mapping[str, Any]) -> str:
+    n, total = record.get("n", "-"), record.get("n_total")
+    return f"{n}/{total}" if total is not None and total != n else str(n)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -282,7 +472,8 @@ def _e(value: Any) -> str:
 
 
 def _html_summary(records: Sequence[Mapping[str, Any]]) -> str:
-    header = "".join(f"<th>{h}</th>" for h in ("target", "mode", "outcome", "baseline", "score", "threshold", "n", "calls", "cost"))
+    columns = ("target", "mode", "outcome", "verdict", "baseline", "score", "bounds", "threshold", "n", "calls", "cost")
+    header = "".join(f"<th>{h}</th>" for h in columns)
     rows = []
     for r in records:
         outcome = _e(r.get("outcome"))
@@ -290,8 +481,10 @@ def _html_summary(records: Sequence[Mapping[str, Any]]) -> str:
             f"<a href='#{_anchor(r)}'>{_e(r['target'])}</a>",
             _e(r.get("mode")),
             f"<span class='{outcome}'>{outcome}</span>",
+            _e(r.get("verdict") or "-"),
             _score(r.get("baseline_score")),
             _score(r.get("score")),
+            _interval(r.get("lower"), r.get("upper")),
             _score(r.get("threshold")),
             _e(r.get("n", "-")),
             _e(r.get("calls", 0)),
@@ -309,6 +502,8 @@ def _html_target(record: Mapping[str, Any]) -> str:
     parts = [f"<h2 id='{_anchor(record)}'>{_e(record['target'])}</h2>", f"<p>{_e(record.get('nodeid'))}</p>"]
     if record.get("message"):
         parts.append(f"<pre>{_e(record['message'])}</pre>")
+    for note in note_lines(record):
+        parts.append(f"<p>{_e(note)}</p>")
     if record.get("trials"):
         parts.append(trial_plot_svg(record["trials"]))
     examples = sorted(record.get("examples") or [], key=lambda x: x["score"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import report
 from .errors import LockfileError, MiproError
+from .gate import GatePolicy, Judgement, judge, run_gate
 from .lm import LM
 from .lockfile import LockEntry, Lockfile
 from .optimizer.evaluate import ExampleResult
@@ -30,10 +31,8 @@ from .targets import (
     TrialProgress,
     add_counts,
     assist,
-    evaluate_locked,
     gate_threshold,
     locked_program,
-    optimize,
     stale_parts,
 )
 
@@ -63,7 +62,10 @@ class TargetRun:
     """What the ``mipro`` fixture returns: the locked program and how it scored.
 
     In ``--mipro-check`` mode nothing is evaluated: ``score`` is the locked score and
-    ``results`` is empty.
+    ``results`` is empty. ``verdict`` is the gate's PASS, FAIL or INCONCLUSIVE with its
+    one-sided 95% ``bounds``; ``warning`` says why a verdict was INCONCLUSIVE. When the gate
+    stopped early, ``score`` and ``results`` cover the ``skipped``-fewer examples it scored;
+    with ``--mipro-repeats`` there are several results per example.
     """
 
     name: str
@@ -75,6 +77,10 @@ class TargetRun:
     results: list[ExampleResult] = field(default_factory=list)
     calls: int = 0
     baseline_score: float | None = None
+    verdict: str | None = None
+    bounds: tuple[float, float] | None = None
+    warning: str | None = None
+    skipped: int = 0
 
     @property
     def failures(self) -> list[ExampleResult]:
@@ -165,7 +171,10 @@ class MiproSession:
         Nothing is locked here; what this process spent is added to the target's counts
         when the lockfile is written (under xdist, after it reached the controller).
         """
-        spent = assist(target, self.run_config())
+        from .holdout import split_holdout
+
+        # The locking process searches without the holdout slice: help with that same study.
+        spent = assist(split_holdout(target).search, self.run_config())
         self.helper_counts[target.name] = add_counts(self.helper_counts.get(target.name, {}), spent)
 
     def _dispatch(self, target: Target, record: dict[str, Any]) -> TargetRun:
@@ -204,41 +213,75 @@ class MiproSession:
         return self.run_config().task_lm
 
     def _gate(self, target: Target, entry: LockEntry, record: dict[str, Any]) -> TargetRun:
-        evaluation = evaluate_locked(target, entry, self.run_config())
         threshold, source = gate_threshold(target, entry, self.settings.tolerance)
-        report.fill_from_evaluation(record, evaluation, threshold, source)
+        policy = GatePolicy(
+            threshold=threshold,
+            threshold_source=source,
+            min_drop=self.settings.min_drop,
+            repeats=self.settings.repeats,
+            seed=self.settings.seed or 0,
+        )
+        gate = run_gate(target, entry, self.run_config(), policy)
+        report.fill_from_gate(record, gate)
         record["baseline_score"] = entry.baseline_score
-        if evaluation.score < threshold:
-            record["outcome"] = "failed"
-            raise GateFailure(report.below_threshold_message(target.name, evaluation, threshold, source))
-        return self._target_run(target, "gate", entry, evaluation, threshold)
+        warning = self._verdict(target, gate.judgement, gate.evaluation, source, record)
+        return self._target_run(target, "gate", entry, gate.evaluation, gate.judgement, warning)
 
     def _optimize(self, target: Target, record: dict[str, Any]) -> TargetRun:
+        from .holdout import optimize_with_holdout
+
         self.callbacks.progress(report.start_line(target.name))
-        optimized = optimize(target, self.run_config())
+        optimized = optimize_with_holdout(target, self.run_config(), self._current_entry(target))
         entry = optimized.entry
         self.callbacks.lock_entry(entry)  # hooks may add fields to entry.extra before it is kept
         self.new_entries[target.name] = entry
         threshold = target.threshold
-        report.fill_from_evaluation(record, optimized.evaluation, threshold, "threshold")
+        report.fill_from_evaluation(record, optimized.evaluation, threshold, "marker")
         report.fill_from_optimization(record, entry, optimized.trials)
+        record.update(optimized.selection)
         self.callbacks.progress(report.done_line(record))
-        if threshold is not None and optimized.evaluation.score < threshold:
-            record["outcome"] = "failed"
-            raise GateFailure(report.below_threshold_message(target.name, optimized.evaluation, threshold, "threshold"))
-        return self._target_run(target, "optimize", entry, optimized.evaluation, threshold)
+        scores = [[r.score] for r in optimized.evaluation.results]
+        judgement = judge(scores, threshold=threshold, before=None, min_drop=self.settings.min_drop)
+        report.fill_from_judgement(record, judgement)
+        warning = self._verdict(target, judgement, optimized.evaluation, "marker", record)
+        return self._target_run(target, "optimize", entry, optimized.evaluation, judgement, warning)
 
-    def _target_run(self, target: Target, mode: str, entry: LockEntry, evaluation: Evaluation, threshold: float | None) -> TargetRun:
+    def _current_entry(self, target: Target) -> LockEntry | None:
+        """The target's entry in the lockfile before this run (None when absent or unreadable)."""
+        try:
+            return self.lockfile().get(target.name)
+        except LockfileError:
+            return None
+
+    def _verdict(self, target: Target, judgement: Judgement, evaluation: Evaluation, source: str, record: dict[str, Any]) -> str | None:
+        """Raise GateFailure on FAIL (and on INCONCLUSIVE under --mipro-strict); else the warning text, if any."""
+        if judgement.verdict == "PASS":
+            return None
+        strict = self.settings.strict
+        message = report.verdict_message(target.name, judgement, evaluation, source=source, min_drop=self.settings.min_drop, strict=strict)
+        if judgement.verdict == "FAIL" or strict:
+            record["outcome"] = "failed"
+            raise GateFailure(message)
+        record["message"] = message
+        return message
+
+    def _target_run(
+        self, target: Target, mode: str, entry: LockEntry, evaluation: Evaluation, judgement: Judgement, warning: str | None
+    ) -> TargetRun:
         return TargetRun(
             name=target.name,
             mode=mode,
             program=locked_program(target, entry),
             entry=entry,
             score=evaluation.score,
-            threshold=threshold,
+            threshold=judgement.threshold,
             results=list(evaluation.results),
             calls=evaluation.calls,
             baseline_score=entry.baseline_score,
+            verdict=judgement.verdict,
+            bounds=(judgement.lower, judgement.upper),
+            warning=warning,
+            skipped=judgement.total - judgement.evaluated,
         )
 
     def _on_trial(self, progress: TrialProgress) -> None:

@@ -20,6 +20,7 @@ MODES = ("gate", "check", "optimize")
 AUTO_CHOICES = ("light", "medium", "heavy")
 DEFAULT_LOCKFILE = "prompts.lock"
 DEFAULT_TOLERANCE = 0.05
+DEFAULT_MIN_DROP = 0.02
 DEFAULT_AUTO = "light"
 REPORT_SUFFIXES = (".json", ".html")
 
@@ -34,6 +35,9 @@ OPTIONS = {
     "seed": "mipro_seed",
     "threads": "mipro_threads",
     "tolerance": "mipro_tolerance",
+    "strict": "mipro_strict",
+    "min-drop": "mipro_min_drop",
+    "repeats": "mipro_repeats",
     "budget": "mipro_budget",
     "no-cache": "mipro_no_cache",
     "report": "mipro_report",
@@ -61,6 +65,9 @@ class MiproSettings:
     seed: int | None = None
     threads: int | None = None
     tolerance: float = DEFAULT_TOLERANCE
+    strict: bool = False  # an INCONCLUSIVE gate verdict fails the test instead of warning
+    min_drop: float = DEFAULT_MIN_DROP  # the regression gate ignores significant drops this small
+    repeats: int = 1  # samples per gate example
     budget: Budget | None = None
     cache: bool = True
     report: Path | None = None
@@ -99,7 +106,10 @@ def resolve(cli: Mapping[str, Any], ini: Mapping[str, Any], sources: Sources, *,
         auto=_auto(value.text("auto")),
         seed=_integer(value.text("seed"), "seed", minimum=0),
         threads=_integer(value.text("threads"), "threads", minimum=1),
-        tolerance=_tolerance(value.text("tolerance")),
+        tolerance=_fraction(value.text("tolerance"), "tolerance", DEFAULT_TOLERANCE),
+        strict=value.flag("strict"),
+        min_drop=_fraction(value.text("min-drop"), "min-drop", DEFAULT_MIN_DROP),
+        repeats=_integer(value.text("repeats"), "repeats", minimum=1) or 1,
         budget=parse_budget(value.text("budget")),
         cache=not value.flag("no-cache"),
         report=_report(value, sources),
@@ -200,12 +210,13 @@ def _integer(text: str | None, option: str, *, minimum: int) -> int | None:
     return number
 
 
-def _tolerance(text: str | None) -> float:
+def _fraction(text: str | None, option: str, default: float) -> float:
+    """A score difference such as --mipro-tolerance or --mipro-min-drop: a number in [0, 1]."""
     if text is None:
-        return DEFAULT_TOLERANCE
-    number = _float(text, "--mipro-tolerance")
+        return default
+    number = _float(text, f"--mipro-{option}")
     if not 0.0 <= number <= 1.0:
-        raise ConfigError(f"--mipro-tolerance {text!r}: must be between 0 and 1 (scores are fractions)")
+        raise ConfigError(f"--mipro-{option} {text!r}: must be between 0 and 1 (scores are fractions)")
     return number
 
 

@@ -41,6 +41,7 @@ _SUPPLIED = {
     "student": "the program is the marker's first argument",
     "trainset": "the examples come from `mipro_examples` or the marker's examples=",
     "valset": "the validation set comes from `mipro_valset` or the marker's valset=",
+    "holdout": "the holdout slice comes from `mipro_holdout` or the marker's holdout=",
     "requires_permission_to_run": "not supported",
 }
 
@@ -77,7 +78,11 @@ def split_optimizer_options(options: Mapping[str, Any]) -> tuple[dict[str, Any],
 
 @dataclass(frozen=True)
 class Target:
-    """One thing to optimize and gate: the program, its labeled data, metric and threshold."""
+    """One thing to optimize and gate: the program, its labeled data, metric and threshold.
+
+    ``holdout`` is a slice the search never sees; ``--mipro-optimize`` adopts a new prompt
+    only when it is significantly better there (see :mod:`pytest_mipro.holdout`).
+    """
 
     name: str
     program: Module
@@ -86,6 +91,7 @@ class Target:
     valset: list[Example] | None = None
     threshold: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    holdout: list[Example] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.program, Module):
@@ -158,19 +164,21 @@ class Optimized:
     entry: LockEntry
     evaluation: Evaluation
     trials: list[TrialLog]
+    result: Any = None  # the optimizer's OptimizationResult: candidates with per-example scores
+    selection: dict[str, Any] = field(default_factory=dict)  # how the locked program was chosen, for the record
 
 
 # ---------------------------------------------------------------- declarations
 
 # Where a target's parts come from unless the declaration names them: fixture names.
-DEFAULT_FIXTURES = {"examples": "mipro_examples", "valset": "mipro_valset", "metric": "mipro_metric"}
+DEFAULT_FIXTURES = {"examples": "mipro_examples", "valset": "mipro_valset", "holdout": "mipro_holdout", "metric": "mipro_metric"}
 Lookup = Callable[[str], Any]  # fixture name -> value; raises KeyError when there is no such fixture
 
 
 def target_from_declaration(
     args: Sequence[Any], kwargs: Mapping[str, Any], *, default_name: str, lookup: Lookup
 ) -> Target:
-    """Build a target from ``mipro(program, *, threshold, name, examples, valset, metric, **options)``.
+    """Build a target from ``mipro(program, *, threshold, name, examples, valset, holdout, metric, **options)``.
 
     A string program, examples, valset or metric names a fixture, looked up with ``lookup``.
     """
@@ -190,8 +198,12 @@ def target_from_declaration(
     examples = make_examples(_resolve(options.pop("examples", None), "examples", "examples", lookup, where), program, where=f"{where}: examples")
     raw_valset = _resolve(options.pop("valset", None), "valset", "valset", lookup, where, required=False)
     valset = None if raw_valset is None else make_examples(raw_valset, program, where=f"{where}: valset")
+    raw_holdout = _resolve(options.pop("holdout", None), "holdout", "holdout", lookup, where, required=False)
+    holdout = None if raw_holdout is None else make_examples(raw_holdout, program, where=f"{where}: holdout")
     metric = _resolve(options.pop("metric", None), "metric", "metric", lookup, where)
-    return Target(name=name, program=program, examples=examples, metric=metric, valset=valset, threshold=threshold, options=options)
+    return Target(
+        name=name, program=program, examples=examples, metric=metric, valset=valset, threshold=threshold, options=options, holdout=holdout
+    )
 
 
 def _threshold(value: Any, where: str) -> float | None:
@@ -261,7 +273,9 @@ def _mark_inputs(example: Example, inputs: list[str] | None, where: str) -> Exam
 
 
 def target_fingerprint(target: Target, task_lm: Any) -> Fingerprint:
-    return fingerprint(program=target.program, examples=target.examples, valset=target.valset, metric=target.metric, model=task_lm)
+    return fingerprint(
+        program=target.program, examples=target.examples, valset=target.valset, metric=target.metric, model=task_lm, holdout=target.holdout
+    )
 
 
 def stale_parts(target: Target, entry: LockEntry, task_lm: Any) -> list[str]:
@@ -279,6 +293,11 @@ def stale_parts(target: Target, entry: LockEntry, task_lm: Any) -> list[str]:
 def locked_program(target: Target, entry: LockEntry) -> Module:
     """A copy of the target's program with the entry's instructions and demos."""
     return target.program.deepcopy().load_state(entry.program_state(), source=f"lock entry {entry.name!r}")
+
+
+def predictor_locks(program: Module) -> dict[str, PredictorLock]:
+    """The program's prompts as the lockfile stores them, per predictor."""
+    return {name: PredictorLock(p.signature.spec(), p.instructions, [dict(d) for d in p.demos]) for name, p in program.named_predictors()}
 
 
 def gate_examples(target: Target, entry: LockEntry) -> list[Example]:
@@ -336,10 +355,19 @@ def _add(*usages: Mapping[str, Any]) -> dict[str, Any]:
     return total
 
 
-def gate_threshold(target: Target, entry: LockEntry, tolerance: float) -> tuple[float, str]:
-    """The threshold and where it came from: the marker's, else the locked score minus the tolerance."""
+def gate_threshold(target: Target, entry: LockEntry, tolerance: float) -> tuple[float | None, str]:
+    """The threshold to gate on and where it came from.
+
+    The marker's threshold when it sets one. Without one, an entry that locks per-example
+    scores is gated by the paired regression check alone (None); an older entry without
+    them falls back to its locked score minus ``tolerance``.
+    """
     if target.threshold is not None:
-        return target.threshold, "threshold"
+        return target.threshold, "marker"
+    if entry.results.get("ids"):
+        return None, "none: checked for a regression against the locked per-example scores"
+    if math.isnan(entry.score):
+        return None, "none: the entry has neither a score nor per-example results"
     return max(0.0, entry.score - tolerance), f"locked score {entry.score:.3f} - tolerance {tolerance:g}"
 
 
@@ -355,7 +383,7 @@ def optimize(target: Target, run: RunConfig) -> Optimized:
     evaluation = evaluate_program(target, result.program, [pool[i] for i in result.valset_ids], run)
     record = _optimizer_record(target.options, init.get("auto"), compile_.get("seed", optimizer.seed), result)
     entry = _entry(target, run, result, evaluation, record, prompt_lm)
-    return Optimized(entry, evaluation, list(result.trial_logs))
+    return Optimized(entry, evaluation, list(result.trial_logs), result)
 
 
 def assist(target: Target, run: RunConfig) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 The inner project's conftest registers two fake models (``fake/plugin-task`` labels foods,
 ``fake/plugin-prompter`` proposes instructions). Every request that really reaches the
 task model is appended to a log file, so a test can prove how many LM calls a run made
-(cache hits never reach the model). ``FAKE_WRONG`` (comma-separated words) makes the task
-model answer those items wrongly whatever the prompt says.
+(cache hits never reach the model). ``FAKE_WRONG`` (comma-separated words, or whole items
+such as ``kale 3``) makes the task model answer those items wrongly whatever the prompt
+says; ``FAKE_FLAKY`` does the same only for the sample drawn with seed 2 (a task model at
+temperature > 0 gets the sample id as its seed).
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ def task(messages, params):
     item = _fields(messages[-1]["content"]).get("item", "")
     word = item.split()[0] if item else ""
     wrong = [w for w in os.environ.get("FAKE_WRONG", "").split(",") if w]
+    if params.get("seed") == 2:
+        wrong += [w for w in os.environ.get("FAKE_FLAKY", "").split(",") if w]
     demos = sum(m["role"] == "assistant" for m in messages)
-    if word in wrong:
+    if word in wrong or item in wrong:
         return "Kind: mineral"
     if RULE in messages[0]["content"] or demos >= 3:
         return "Kind: " + WORDS.get(word, "unknown")
@@ -163,6 +167,7 @@ def project(
     log = tmp_path_factory.mktemp("lm-log") / "calls.log"
     monkeypatch.setenv("FAKE_LM_LOG", str(log))
     monkeypatch.delenv("FAKE_WRONG", raising=False)
+    monkeypatch.delenv("FAKE_FLAKY", raising=False)
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makeini(INNER_INI)
     created = Project(pytester, log)

@@ -101,7 +101,14 @@ def test_optimize_fails_the_test_when_the_threshold_is_not_reached(project: Proj
     result = project.run("--mipro-optimize")
 
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*score 0.778 is below the threshold 0.950 (threshold) on 9 examples.*", "Worst 2 examples:", "*item='kale *'*got kind='mineral'*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL: the score's upper bound 0.924 is below the threshold 0.950 (marker).",
+            "Score 0.778 on 9 examples, one-sided 95% bounds [[]0.504, 0.924[]], threshold 0.950 (marker).",
+            "Worst 2 examples:",
+            "*item='kale *'*got kind='mineral'*",
+        ]
+    )
     assert project.lock()["targets"]["food"]["threshold"] == 0.95  # the best found is still locked
 
 

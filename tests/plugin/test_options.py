@@ -26,6 +26,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert settings.lockfile == pytester.path / "prompts.lock"
     assert (settings.model, settings.prompt_model, settings.seed, settings.threads, settings.budget) == (None, None, None, None, None)
     assert settings.auto == "light" and settings.tolerance == 0.05 and settings.cache is True and settings.report is None
+    assert (settings.strict, settings.min_drop, settings.repeats) == (False, 0.02, 1)
 
 
 def test_command_line_values_are_resolved(pytester: pytest.Pytester) -> None:
@@ -42,6 +43,9 @@ def test_command_line_values_are_resolved(pytester: pytest.Pytester) -> None:
         "--mipro-budget", "calls=500, cost=2.5",
         "--mipro-no-cache",
         "--mipro-report", "out/report.html",
+        "--mipro-strict",
+        "--mipro-min-drop", "0.1",
+        "--mipro-repeats", "3",
     )  # fmt: skip
 
     assert settings.mode == "optimize"
@@ -51,12 +55,14 @@ def test_command_line_values_are_resolved(pytester: pytest.Pytester) -> None:
     assert settings.budget == Budget(max_calls=500, max_cost=2.5)
     assert settings.cache is False
     assert settings.report == pytester.path / "out" / "report.html"
+    assert (settings.strict, settings.min_drop, settings.repeats) == (True, 0.1, 3)
 
 
 def test_ini_twins_are_read_and_the_command_line_wins(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         "[pytest]\nmipro_model = ollama_chat/llama3.2\nmipro_auto = heavy\nmipro_check = true\n"
         "mipro_lockfile = conf/prompts.lock\nmipro_budget = 50\nmipro_no_cache = yes\n"
+        "mipro_strict = true\nmipro_min_drop = 0.05\nmipro_repeats = 2\n"
     )
     (pytester.path / "sub").mkdir()
     monkeypatch = pytest.MonkeyPatch()
@@ -69,6 +75,7 @@ def test_ini_twins_are_read_and_the_command_line_wins(pytester: pytest.Pytester)
     assert settings.mode == "check" and settings.model == "ollama_chat/llama3.2" and settings.auto == "light"
     assert settings.lockfile == pytester.path / "conf" / "prompts.lock"  # ini paths: relative to the ini file
     assert settings.budget == Budget(max_calls=50) and settings.cache is False
+    assert (settings.strict, settings.min_drop, settings.repeats) == (True, 0.05, 2)
 
 
 def test_every_option_has_an_ini_twin(pytester: pytest.Pytester) -> None:
@@ -83,6 +90,11 @@ def test_every_option_has_an_ini_twin(pytester: pytest.Pytester) -> None:
         (["--mipro-auto", "huge"], "--mipro-auto 'huge': choose one of light, medium, heavy"),
         (["--mipro-tolerance", "2"], "--mipro-tolerance '2': must be between 0 and 1*"),
         (["--mipro-tolerance", "lots"], "--mipro-tolerance 'lots': expected a number"),
+        (["--mipro-min-drop", "2"], "--mipro-min-drop '2': must be between 0 and 1 (scores are fractions)"),
+        (["--mipro-min-drop", "-0.1"], "--mipro-min-drop '-0.1': must be between 0 and 1*"),
+        (["--mipro-min-drop", "some"], "--mipro-min-drop 'some': expected a number"),
+        (["--mipro-repeats", "0"], "--mipro-repeats '0': must be at least 1"),
+        (["--mipro-repeats", "2.5"], "--mipro-repeats '2.5': expected a whole number"),
         (["--mipro-budget", "calls=many"], "--mipro-budget 'many': expected a whole number"),
         (["--mipro-budget", "dollars=3"], "--mipro-budget 'dollars=3': expected '500', 'calls=500', 'cost=2.5' or*"),
         (["--mipro-budget", "cost=-1"], "--mipro-budget 'cost=-1': cost must be a positive number of dollars"),

@@ -195,3 +195,54 @@ def test_program_load_lock_applies_instructions_and_demos(tmp_path: Path) -> Non
     assert [dict(d) for d in program.demos] == [{"ticket": "card charged twice", "team": "billing"}]
     with pytest.raises(LockfileError, match="no entry for target 'other'"):
         program.load_lock(path, "other")
+
+
+HOLDOUT = {
+    "source": "split",
+    "n": 2,
+    "score": 1.0,
+    "bounds": [0.424, 1.0],
+    "compared_with": "unoptimized",
+    "other_score": 0.0,
+    "improvement": 1.0,
+    "lower_bound": 1.0,
+    "adopted": True,
+    "ids": ["c3", "d4"],
+    "scores": [1.0, 1.0],
+}
+
+
+def test_bounds_and_holdout_round_trip_as_short_flow_lists(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.lock"
+    lock = Lockfile(path, {"triage": entry(bounds=(0.3, 0.99), holdout=HOLDOUT)})
+
+    lock.write()
+    text = path.read_text()
+    read = Lockfile.read(path).require("triage")
+
+    assert read == lock.entries["triage"]
+    assert "    bounds: [0.3, 0.99]\n" in text
+    assert "      ids: [c3, d4]\n" in text and "      bounds: [0.424, 1.0]\n" in text
+    keys = list(yaml.safe_load(text)["targets"]["triage"])
+    assert keys.index("score") + 1 == keys.index("bounds") and keys.index("results") + 1 == keys.index("holdout")
+
+
+def test_an_older_entry_without_bounds_or_holdout_loads_and_is_written_back_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.lock"
+    Lockfile(path, {"triage": entry()}).write()
+    text = path.read_text()
+    assert "bounds" not in text and "holdout" not in text
+
+    read = Lockfile.read(path)
+
+    assert read.require("triage").bounds is None and read.require("triage").holdout == {}
+    assert read.dumps() == text
+
+
+def test_malformed_bounds_name_the_target(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.lock"
+    Lockfile(path, {"triage": entry()}).write()
+    path.write_text(path.read_text().replace("    score: 0.9\n", "    score: 0.9\n    bounds: 0.5\n"))
+
+    with pytest.raises(LockfileError, match=r"target 'triage': 'bounds' must be a \[lower, upper\] pair"):
+        Lockfile.read(path)

@@ -1,0 +1,342 @@
+"""The CI gate's verdict on a locked program: bounds, a paired regression check, early stopping.
+
+Library code (no pytest). A plain ``pytest`` run re-scores the locked program on the
+examples its lock entry was scored on and asks up to two questions:
+
+- **threshold** (when one is set): do one-sided 95% bounds ``[L, U]`` on the true score
+  clear it? FAIL when ``U < threshold``, PASS when ``L >= threshold``, else INCONCLUSIVE.
+  Wilson bounds for one 0/1 score per example, example-clustered ones otherwise
+  (:func:`stats.threshold_verdict`).
+- **regression** (when the entry locks per-example scores): is today's score lower than the
+  locked one on the same examples, significantly (one-sided p < 0.05, exact McNemar for 0/1
+  scores, else a paired t-test) *and* by more than ``min_drop``?
+
+The verdict is FAIL when either part fails, else the threshold's verdict (PASS without a
+threshold).
+
+Early stopping (curtailment): examples are scored in a seeded random order, a chunk at a
+time. With one 0/1 score per example, the verdict is monotone in every unknown score: a
+success can only raise the Wilson bounds, and can only lower McNemar's discordant count
+``b`` or raise ``c`` (a smaller drop, a larger p-value). So if the worst completion (every
+unscored example fails) and the best one (every one passes) give the same verdict, every
+completion does, and the rest need not be scored. Graded scores and repeated samples are
+always scored in full: the clustered bounds and the t-test are not monotone in one score.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config
+from .errors import LockfileError
+from .lockfile import LockEntry
+from .optimizer.evaluate import ExampleResult
+from .program import Module
+from .stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    RegressionResult,
+    Verdict,
+    regression_test,
+    threshold_verdict,
+)
+from .targets import (
+    Evaluation,
+    RunConfig,
+    Target,
+    evaluate_program,
+    gate_examples,
+    locked_program,
+)
+
+CONFIDENCE = 0.95  # one-sided, for the threshold bounds
+ALPHA = 0.05  # one-sided significance of the regression check
+MIN_CHUNK = 8  # examples scored between two curtailment checks (at least)
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What the gate checks: the threshold (None: none), the regression margin, samples per example."""
+
+    threshold: float | None
+    threshold_source: str = "marker"
+    min_drop: float = 0.02
+    repeats: int = 1
+    seed: int = 0  # orders the examples, so an early stop skips a random subset
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's verdict with its evidence.
+
+    ``lower``/``upper`` are one-sided 95% bounds on the true score (computed with or without
+    a threshold); ``needed_n`` is about how many examples at this score and spread would
+    move the bounds off the threshold. When the run stopped early (``curtailed``), the
+    bounds are the widest any completion could give, and ``regression`` is the check on the
+    completion least favourable to the verdict: ``regression_bound`` is ``"worst"`` (every
+    unscored example failing) or ``"best"`` (every one passing).
+    """
+
+    verdict: Verdict
+    score: float
+    evaluated: int
+    total: int
+    threshold: float | None
+    lower: float
+    upper: float
+    needed_n: int | None = None
+    regression: RegressionResult | None = None
+    curtailed: bool = False
+    regression_bound: str | None = None
+
+    @property
+    def regressed(self) -> bool:
+        return self.regression is not None and self.regression.regressed
+
+    @property
+    def threshold_verdict(self) -> Verdict | None:
+        """The threshold check's own verdict (None without a threshold)."""
+        if self.threshold is None:
+            return None
+        if self.upper < self.threshold:
+            return FAIL
+        return PASS if self.lower >= self.threshold else INCONCLUSIVE
+
+
+def combine(threshold: Verdict | None, regression: RegressionResult | None) -> Verdict:
+    """FAIL when either check fails, else the threshold's verdict (PASS without one)."""
+    if threshold == FAIL or (regression is not None and regression.regressed):
+        return FAIL
+    return threshold or PASS
+
+
+def judge(
+    after: Sequence[Sequence[float]],
+    *,
+    threshold: float | None,
+    before: Sequence[float] | None,
+    min_drop: float,
+) -> Judgement:
+    """The verdict on complete data: ``after`` holds each example's samples, ``before`` its locked score."""
+    bounds = threshold_verdict([list(s) for s in after], 0.0 if threshold is None else threshold, CONFIDENCE)
+    means = [math.fsum(samples) / len(samples) for samples in after]
+    regression = regression_test(list(before), means, min_drop, ALPHA) if before is not None else None
+    verdict = combine(None if threshold is None else bounds.verdict, regression)
+    needed = bounds.needed_n if threshold is not None else None
+    n = len(after)
+    return Judgement(verdict, bounds.score, n, n, threshold, bounds.lower, bounds.upper, needed, regression)
+
+
+def score_bounds(scores: Sequence[float]) -> tuple[float, float]:
+    """One-sided 95% bounds on the mean of one score per example (Wilson for 0/1 scores)."""
+    result = threshold_verdict(list(scores), 0.0, CONFIDENCE)
+    return result.lower, result.upper
+
+
+class GateJudge:
+    """Collects per-example scores in any order and says when the verdict is settled."""
+
+    def __init__(self, total: int, *, threshold: float | None, before: Sequence[float] | None, min_drop: float) -> None:
+        if before is not None and len(before) != total:
+            raise ValueError(f"{len(before)} locked scores for {total} examples")
+        self.total = total
+        self.threshold = threshold
+        self.before = None if before is None else [float(s) for s in before]
+        self.min_drop = min_drop
+        self.scores: dict[int, list[float]] = {}
+
+    def add(self, index: int, samples: Sequence[float]) -> None:
+        if not 0 <= index < self.total or index in self.scores:
+            raise ValueError(f"example {index} is out of range or already scored")
+        self.scores[index] = [float(s) for s in samples]
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.scores)
+
+    def curtailable(self) -> bool:
+        """One 0/1 score per example so far (and 0/1 locked scores), and something to judge."""
+        if self.threshold is None and self.before is None:
+            return False  # nothing can fail: score everything, the test may assert on the score
+        known = [s for samples in self.scores.values() for s in samples]
+        one_each = all(len(samples) == 1 for samples in self.scores.values())
+        return one_each and _binary(known) and (self.before is None or _binary(self.before))
+
+    def settled(self) -> Judgement | None:
+        """The verdict when every completion of the unscored examples gives the same one."""
+        if self.evaluated == self.total:
+            return self.final()
+        if not self.curtailable():
+            return None
+        worst, best = self._completed(0.0), self._completed(1.0)
+        if worst.verdict != best.verdict:
+            return None
+        # Report evidence that holds however the rest would have scored: the widest bounds,
+        # and the regression check on the completion least favourable to the verdict.
+        strict = best if worst.verdict == FAIL else worst
+        bound = "best" if strict is best else "worst"
+        return Judgement(
+            verdict=worst.verdict,
+            score=self._score(),
+            evaluated=self.evaluated,
+            total=self.total,
+            threshold=self.threshold,
+            lower=worst.lower,
+            upper=best.upper,
+            regression=strict.regression,
+            curtailed=True,
+            regression_bound=bound if self.before is not None else None,
+        )
+
+    def final(self) -> Judgement:
+        """The verdict on everything scored: complete data, or a settled early stop."""
+        if self.evaluated < self.total:
+            early = self.settled()
+            if early is None:
+                raise ValueError(f"only {self.evaluated} of {self.total} examples scored and the verdict is not settled")
+            return early
+        after = [self.scores[i] for i in range(self.total)]
+        return judge(after, threshold=self.threshold, before=self.before, min_drop=self.min_drop)
+
+    def _completed(self, fill: float) -> Judgement:
+        after = [self.scores.get(i, [fill]) for i in range(self.total)]
+        return judge(after, threshold=self.threshold, before=self.before, min_drop=self.min_drop)
+
+    def _score(self) -> float:
+        means = [math.fsum(s) / len(s) for s in self.scores.values()]
+        return math.fsum(means) / len(means) if means else 0.0
+
+
+def _binary(values: Sequence[float]) -> bool:
+    return all(v in (0.0, 1.0) for v in values)
+
+
+# ---------------------------------------------------------------- running the gate
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """A gate run: the judgement, what was evaluated, and what stopping early saved."""
+
+    judgement: Judgement
+    evaluation: Evaluation  # every sample scored, in the order they were scored
+    policy: GatePolicy
+    per_example: list[list[ExampleResult]] = field(default_factory=list)
+    saved_calls: int = 0  # estimated: unscored examples times the LM calls per scored example
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.judgement.verdict
+
+    @property
+    def skipped(self) -> int:
+        return self.judgement.total - self.judgement.evaluated
+
+    @property
+    def pass_rate(self) -> float:
+        """Fraction of all samples with full marks."""
+        samples = [r.score for results in self.per_example for r in results]
+        return sum(s == 1.0 for s in samples) / len(samples) if samples else 0.0
+
+    @property
+    def pass_all(self) -> float:
+        """pass^k: fraction of examples whose every one of the k samples got full marks."""
+        if not self.per_example:
+            return 0.0
+        return sum(all(r.score == 1.0 for r in results) for results in self.per_example) / len(self.per_example)
+
+
+def locked_scores(entry: LockEntry, count: int) -> list[float] | None:
+    """The entry's per-example scores, aligned with :func:`targets.gate_examples`; None without ids.
+
+    Ids without matching scores raise :class:`LockfileError`: the gate would otherwise have
+    nothing to compare with and pass anything.
+    """
+    ids, scores = entry.results.get("ids") or [], entry.results.get("scores") or []
+    if not ids:
+        return None
+    try:
+        values = [float(s) for s in scores]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != len(ids) or len(ids) != count or not all(0.0 <= v <= 1.0 for v in values):
+        raise LockfileError(
+            f"lock entry {entry.name!r}: 'results' needs one score in [0, 1] per example id; "
+            "run `pytest --mipro-optimize` to rewrite it"
+        )
+    return values
+
+
+def chunk_size(threads: int | None) -> int:
+    """Examples per chunk: enough to keep every thread busy between two checks."""
+    return max(MIN_CHUNK, 2 * (threads or 1))
+
+
+def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolicy) -> GateRun:
+    """Score the locked program on the entry's gate examples and judge it.
+
+    Stops early once the verdict is settled, but only while scoring costs LM calls: a chunk
+    answered from the cache is free, so the next one (likely cached too) is scored as well.
+    """
+    examples = gate_examples(target, entry)
+    before = locked_scores(entry, len(examples))
+    judge_ = GateJudge(len(examples), threshold=policy.threshold, before=before, min_drop=policy.min_drop)
+    program = locked_program(target, entry)
+    order = list(range(len(examples)))
+    random.Random(f"{policy.seed}:{target.name}").shuffle(order)
+    started, usage = time.monotonic(), _Usage()
+    per_example: dict[int, list[ExampleResult]] = {}
+    size = chunk_size(run.threads)
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        samples = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats, usage)
+        for index, results in zip(chunk, samples):
+            per_example[index] = results
+            judge_.add(index, [r.score for r in results])
+        if usage.last_calls and judge_.evaluated < judge_.total and judge_.settled() is not None:
+            break
+    judgement = judge_.final()
+    scored = list(per_example.values())
+    flat = [r for results in scored for r in results]
+    evaluation = Evaluation(judgement.score, flat, usage.total, time.monotonic() - started)
+    per_call = evaluation.calls / judgement.evaluated if judgement.evaluated else 0.0
+    saved = round(per_call * (judgement.total - judgement.evaluated))
+    return GateRun(judgement, evaluation, policy, scored, saved)
+
+
+def _score_chunk(
+    target: Target, program: Module, examples: list[Any], run: RunConfig, repeats: int, usage: _Usage
+) -> list[list[ExampleResult]]:
+    """Each example's results, one per sample. Sample 0 shares its cache entries with the
+    optimization run; samples 1.. carry a sample id in the cache key (and as the provider's
+    seed at temperature > 0), so each is a fresh reply that a rerun replays from the cache."""
+    per_example: list[list[ExampleResult]] = [[] for _ in examples]
+    calls = 0
+    for sample in range(repeats):
+        with config.context(sample_id=sample or None):
+            evaluation = evaluate_program(target, program, examples, run)
+        usage.add(evaluation.usage)
+        calls += evaluation.calls
+        for results, result in zip(per_example, evaluation.results):
+            results.append(result)
+    usage.last_calls = calls
+    return per_example
+
+
+class _Usage:
+    """LM usage summed over chunks, and the calls the latest chunk made."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, Any] = {}
+        self.last_calls = 0
+
+    def add(self, usage: Mapping[str, Any]) -> None:
+        for key, value in usage.items():
+            self.total[key] = self.total.get(key, 0) + value
+

@@ -1,0 +1,172 @@
+"""The gate's judgement: threshold bounds, the paired regression check, and early stopping."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_mipro.errors import LockfileError
+from pytest_mipro.gate import GateJudge, combine, judge, locked_scores
+from pytest_mipro.lockfile import LockEntry, PredictorLock
+from pytest_mipro.stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    regression_test,
+    threshold_verdict,
+)
+
+
+def single(scores: list[float]) -> list[list[float]]:
+    return [[s] for s in scores]
+
+
+def test_threshold_verdicts_follow_the_bounds() -> None:
+    passing = judge(single([1.0] * 9), threshold=0.75, before=None, min_drop=0.02)
+    unsure = judge(single([1.0] * 9), threshold=0.9, before=None, min_drop=0.02)
+    failing = judge(single([1.0] * 7 + [0.0] * 2), threshold=0.95, before=None, min_drop=0.02)
+
+    assert (passing.verdict, unsure.verdict, failing.verdict) == (PASS, INCONCLUSIVE, FAIL)
+    assert (round(unsure.lower, 3), unsure.upper) == (0.769, 1.0)
+    assert unsure.needed_n is not None and unsure.needed_n > 9
+    assert failing.upper < 0.95 <= passing.lower + 0.2
+
+
+def test_the_readme_worked_example() -> None:
+    result = judge(single([1.0] * 42 + [0.0] * 8), threshold=0.75, before=None, min_drop=0.02)
+
+    assert result.verdict == INCONCLUSIVE
+    assert (round(result.lower, 3), round(result.upper, 3)) == (0.738, 0.907)
+    assert result.needed_n == 63
+
+
+def test_without_a_threshold_only_a_regression_fails() -> None:
+    before = [1.0] * 40
+    noise = judge(single([1.0] * 38 + [0.0] * 2), threshold=None, before=before, min_drop=0.02)
+    real = judge(single([1.0] * 30 + [0.0] * 10), threshold=None, before=before, min_drop=0.02)
+
+    assert noise.verdict == PASS and noise.regression is not None and not noise.regression.significant
+    assert real.verdict == FAIL and real.regressed and real.regression is not None and real.regression.method == "mcnemar"
+    assert real.threshold is None and real.needed_n is None and 0.0 < real.lower < real.upper < 1.0
+
+
+def test_a_significant_drop_smaller_than_min_drop_passes() -> None:
+    before, after = [1.0] * 1000, [1.0] * 990 + [0.0] * 10
+
+    assert judge(single(after), threshold=None, before=before, min_drop=0.02).verdict == PASS
+    assert judge(single(after), threshold=None, before=before, min_drop=0.005).verdict == FAIL
+
+
+def test_a_regression_fails_even_when_the_threshold_passes() -> None:
+    before, after = [1.0] * 200, [1.0] * 170 + [0.0] * 30
+
+    result = judge(single(after), threshold=0.5, before=before, min_drop=0.02)
+
+    assert result.threshold_verdict == PASS and result.regressed and result.verdict == FAIL
+
+
+def test_combine() -> None:
+    regressed = regression_test([1.0] * 20, [0.0] * 20)
+    fine = regression_test([1.0] * 20, [1.0] * 20)
+
+    assert combine(None, None) == PASS
+    assert combine(INCONCLUSIVE, fine) == INCONCLUSIVE
+    assert combine(PASS, regressed) == FAIL and combine(INCONCLUSIVE, regressed) == FAIL
+    assert combine(FAIL, fine) == FAIL
+
+
+def test_repeated_samples_use_the_clustered_bounds_and_are_never_curtailed() -> None:
+    after = [[1.0, 1.0, 0.0]] * 10 + [[1.0, 1.0, 1.0]] * 30
+    judge_ = GateJudge(len(after), threshold=0.5, before=None, min_drop=0.02)
+    for i, samples in enumerate(after[:30]):
+        judge_.add(i, samples)
+
+    assert judge_.settled() is None
+    assert judge(after, threshold=0.5, before=None, min_drop=0.02) == _full(after, threshold=0.5)
+    assert judge(after, threshold=0.5, before=None, min_drop=0.02).score == threshold_verdict(after, 0.5).score
+
+
+def test_graded_scores_are_never_curtailed() -> None:
+    judge_ = GateJudge(100, threshold=0.1, before=None, min_drop=0.02)
+    for i in range(90):
+        judge_.add(i, [0.9])
+
+    assert not judge_.curtailable() and judge_.settled() is None
+
+
+def test_nothing_to_judge_is_never_curtailed() -> None:
+    judge_ = GateJudge(10, threshold=None, before=None, min_drop=0.02)
+    judge_.add(0, [1.0])
+
+    assert judge_.settled() is None
+    with pytest.raises(ValueError, match="not settled"):
+        judge_.final()
+
+
+def test_a_clear_failure_settles_early_with_bounds_that_hold() -> None:
+    judge_ = GateJudge(100, threshold=0.9, before=None, min_drop=0.02)
+    for i in range(20):
+        judge_.add(i, [0.0])
+
+    early = judge_.settled()
+
+    assert early is not None and early.verdict == FAIL and early.curtailed and early.evaluated == 20
+    assert early.upper < 0.9 and early.score == 0.0
+
+
+def test_locked_scores_need_one_score_per_id() -> None:
+    def entry(results: dict[str, list[object]]) -> LockEntry:
+        return LockEntry("t", {"self": PredictorLock("a -> b", "Do it.")}, 1.0, {}, results=results)
+
+    assert locked_scores(entry({"ids": ["a", "b"], "scores": [1.0, 0.5]}), 2) == [1.0, 0.5]
+    assert locked_scores(entry({}), 2) is None
+    assert locked_scores(entry({"scores": [1.0]}), 1) is None
+    for broken in ({"ids": ["a", "b"], "scores": [1.0]}, {"ids": ["a"], "scores": ["x"]}, {"ids": ["a"], "scores": [2.0]}):
+        with pytest.raises(LockfileError, match="one score in \\[0, 1\\] per example id"):
+            locked_scores(entry(broken), len(broken["ids"]))
+
+
+def _full(after: list[list[float]], **kwargs: object) -> object:
+    judge_ = GateJudge(len(after), before=None, min_drop=0.02, **kwargs)  # type: ignore[arg-type]
+    for i, samples in enumerate(after):
+        judge_.add(i, samples)
+    return judge_.final()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(min_value=1, max_value=80),
+    threshold=st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+    paired=st.booleans(),
+    min_drop=st.sampled_from([0.0, 0.02, 0.1, 1.0]),
+    chunk=st.integers(min_value=1, max_value=12),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_stopping_early_never_changes_the_verdict(
+    data: st.DataObject, n: int, threshold: float | None, paired: bool, min_drop: float, chunk: int, seed: int
+) -> None:
+    binary = st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)
+    after = data.draw(binary)
+    before = data.draw(binary) if paired else None
+    full = judge(single(after), threshold=threshold, before=before, min_drop=min_drop)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+
+    judge_ = GateJudge(n, threshold=threshold, before=before, min_drop=min_drop)
+    for start in range(0, n, chunk):
+        for index in order[start : start + chunk]:
+            judge_.add(index, [after[index]])
+        early = judge_.settled()
+        if early is not None and judge_.evaluated < n:
+            break
+    result = judge_.final()
+
+    assert result.verdict == full.verdict
+    assert result.lower <= full.lower + 1e-12 and result.upper >= full.upper - 1e-12
+    if result.curtailed:
+        assert threshold is not None or before is not None
+        assert result.evaluated < n
