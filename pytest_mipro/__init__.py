@@ -6,14 +6,22 @@ Importing this package is cheap: litellm and optuna load on first use.
 from __future__ import annotations
 
 from .config import configure, context
-from .errors import BudgetExceeded, ConfigError, LMError, LockfileError, MiproError, ParseError, SignatureError
+from .data import load_examples
+from .errors import (
+    BudgetExceeded,
+    ConfigError,
+    LMError,
+    LockfileError,
+    MiproError,
+    ParseError,
+    SignatureError,
+)
 from .example import Example, Prediction
 from .lm import LM, Budget, Usage, register_fake_model
-from .program import ChainOfThought, Module, Predict
-from .signature import InputField, OutputField, Signature
 from .optimizer import MIPROv2
 from .optimizer.evaluate import Evaluate, EvaluationResult, ExampleResult
-from .data import load_examples
+from .program import ChainOfThought, Module, Predict
+from .signature import InputField, OutputField, Signature
 
 __version__ = "0.1.0"
 

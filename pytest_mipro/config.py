@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .lm.client import LM
     from .lm.budget import Budget
+    from .lm.client import LM
 
 
 @dataclass(frozen=True)

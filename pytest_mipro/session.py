@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import uuid
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any

@@ -48,12 +48,12 @@ class _FieldDecl:
     prefix: str = ""
 
 
-def InputField(*, desc: str = "", prefix: str = "") -> Any:  # noqa: N802 - mirrors dspy.InputField
+def InputField(*, desc: str = "", prefix: str = "") -> Any:
     """Declare an input field in a class-form signature."""
     return _FieldDecl("input", desc, prefix)
 
 
-def OutputField(*, desc: str = "", prefix: str = "") -> Any:  # noqa: N802 - mirrors dspy.OutputField
+def OutputField(*, desc: str = "", prefix: str = "") -> Any:
     """Declare an output field in a class-form signature."""
     return _FieldDecl("output", desc, prefix)
 
@@ -184,7 +184,7 @@ def _parse_spec(spec: str) -> tuple[Field, ...]:
         name = name.split(":")[0].strip()
         if not _FIELD_NAME.match(name):
             raise SignatureError(f"signature {spec!r}: {name!r} is not a valid field name")
-    strip = lambda n: n.split(":")[0].strip()  # noqa: E731 - "name: type" is accepted, the type ignored
+    strip = lambda n: n.split(":")[0].strip()
     return tuple(Field(strip(n), "input") for n in inputs) + tuple(Field(strip(n), "output") for n in outputs)
 
 

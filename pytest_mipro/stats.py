@@ -25,26 +25,26 @@ from fractions import Fraction
 from typing import Literal, Union
 
 __all__ = [
-    "PASS",
     "FAIL",
     "INCONCLUSIVE",
-    "Verdict",
+    "PASS",
     "RegressionResult",
-    "ThresholdResult",
     "ThresholdCurtailer",
+    "ThresholdResult",
+    "Verdict",
+    "clustered_mean_interval",
+    "curtailed_threshold_verdict",
+    "mcnemar_exact_p",
     "norm_ppf",
+    "paired_bootstrap_p",
+    "paired_t_p",
+    "regression_test",
     "regularized_incomplete_beta",
+    "settled_verdict",
     "student_t_cdf",
     "student_t_ppf",
-    "wilson_interval",
-    "clustered_mean_interval",
-    "mcnemar_exact_p",
-    "paired_t_p",
-    "paired_bootstrap_p",
-    "regression_test",
     "threshold_verdict",
-    "settled_verdict",
-    "curtailed_threshold_verdict",
+    "wilson_interval",
 ]
 
 PASS: Literal["PASS"] = "PASS"

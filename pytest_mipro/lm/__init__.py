@@ -7,7 +7,7 @@ from .client import LM, Completion, Usage
 from .fake import register_fake_model, unregister_fake_model
 from .local import DEFAULT_MODEL as LOCAL_MODEL
 
-__all__ = ["LM", "Budget", "Completion", "Usage", "LOCAL_MODEL", "register_fake_model", "unregister_fake_model", "default_lm"]
+__all__ = ["LM", "LOCAL_MODEL", "Budget", "Completion", "Usage", "default_lm", "register_fake_model", "unregister_fake_model"]
 
 
 _DEFAULT: list[LM] = []  # one shared instance, so its usage counts add up

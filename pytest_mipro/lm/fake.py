@@ -78,5 +78,5 @@ def _make_handler_class() -> type:
     return FakeHandler
 
 
-def FakeHandler() -> Any:  # noqa: N802 - builds the handler class only once litellm is imported
+def FakeHandler() -> Any:
     return _make_handler_class()()

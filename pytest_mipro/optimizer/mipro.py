@@ -17,11 +17,30 @@ from ..example import Example
 from ..lm import LM, Budget, Usage, default_lm
 from ..program import Module
 from .bootstrap import Bootstrapper, DemoSets
-from .checkpoint import Checkpoint, fail_stale_trials, load_candidates, publish_candidates
+from .checkpoint import (
+    Checkpoint,
+    fail_stale_trials,
+    load_candidates,
+    publish_candidates,
+)
 from .evaluate import Evaluate
-from .presets import AUTO_PRESETS, MIN_MINIBATCH_VALSET, default_val_split, num_trials_for, subsample
+from .presets import (
+    AUTO_PRESETS,
+    MIN_MINIBATCH_VALSET,
+    default_val_split,
+    num_trials_for,
+    subsample,
+)
 from .propose import GroundedProposer, ProposerSwitches
-from .search import BayesianSearch, SearchOutcome, SearchSettings, SearchSpace, TrialLog, create_study, prefetch_valset
+from .search import (
+    BayesianSearch,
+    SearchOutcome,
+    SearchSettings,
+    SearchSpace,
+    TrialLog,
+    create_study,
+    prefetch_valset,
+)
 
 log = logging.getLogger("pytest_mipro")
 
