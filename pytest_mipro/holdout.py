@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +34,7 @@ from .lockfile import LockEntry
 from .program import Module
 from .selection import HoldoutDecision, holdout_decision, prefer_shorter
 from .targets import (
+    Assisted,
     Evaluation,
     Optimized,
     RunConfig,
@@ -42,6 +43,7 @@ from .targets import (
     locked_program,
     optimize,
     predictor_locks,
+    prefetch_program,
     stale_parts,
     target_fingerprint,
 )
@@ -143,13 +145,46 @@ def _shortest_close(
     candidates = optimized.result.candidate_programs
     if len(candidates) < 2:
         return best, None
-    chosen, top = prefer_shorter(candidates), max(candidates, key=lambda c: c["score"])
+    chosen, top = _one_se_pick(optimized.result), max(candidates, key=lambda c: c["score"])
     note = {"best_score": top["score"], "best_chars": top["prompt_chars"], "score": chosen["score"], "chars": chosen["prompt_chars"]}
     if _same(chosen["program"], best.program):
         return best, note
     evaluation = evaluate_program(target, chosen["program"], valset, run)
     spent.append(evaluation)
     return _Pick(chosen["program"], evaluation), note
+
+
+def _one_se_pick(result: Any) -> dict[str, Any]:
+    """The candidate the one-standard-error rule takes (the best when there is no choice)."""
+    candidates = result.candidate_programs
+    if len(candidates) < 2:
+        return {"program": result.program}
+    return prefer_shorter(candidates)
+
+
+def prefetch_holdout_check(target: Target, run: RunConfig, current: LockEntry | None, helped: Assisted) -> dict[str, Any]:
+    """A helping process's last job: fill the response cache for the holdout check.
+
+    The process that locks ``target`` scores the picked program, then the current one, on the
+    holdout, from the first example on. Helpers finish the shared search with it and read
+    the same study, so they know both programs too; they score them from the last example
+    backwards, sharing the work through the run's claims. Returns the usage spent.
+    """
+    split = split_holdout(target)
+    if not split.examples or helped.result is None:
+        return {}
+    pick = _one_se_pick(helped.result)["program"]
+    incumbent, _ = _current_program(target, current, run)
+    roles = [("new", pick)] if _same(pick, incumbent) else [("new", pick), ("old", incumbent)]
+    spent: dict[str, Any] = {}
+    for role, program in roles:
+        usage = prefetch_program(target, program, split.examples, run, claim=_claims(helped, f"holdout-{role}"))
+        spent = {key: spent.get(key, 0) + value for key, value in usage.items()}
+    return spent
+
+
+def _claims(helped: Assisted, prefix: str) -> Callable[[str], bool]:
+    return lambda uid: helped.claim(f"{prefix}-{uid}")
 
 
 def _holdout_check(

@@ -170,11 +170,15 @@ class MiproSession:
         Nothing is locked here; what this process spent is added to the target's counts
         when the lockfile is written (under xdist, after it reached the controller).
         """
-        from .holdout import split_holdout
+        from .holdout import prefetch_holdout_check, split_holdout
 
-        # The locking process searches without the holdout slice: help with that same study.
-        spent = assist(split_holdout(target).search, self.run_config())
-        self.helper_counts[target.name] = add_counts(self.helper_counts.get(target.name, {}), spent)
+        run = self.run_config()
+        # The locking process searches without the holdout slice: help with that same study,
+        # then with the holdout check that follows it.
+        helped = assist(split_holdout(target).search, run)
+        checked = prefetch_holdout_check(target, run, self._current_entry(target), helped)
+        spent = add_counts(add_counts(self.helper_counts.get(target.name, {}), helped.counts), checked)
+        self.helper_counts[target.name] = spent
 
     def _dispatch(self, target: Target, record: dict[str, Any]) -> TargetRun:
         if self.settings.optimize and target.name not in self.new_entries:

@@ -28,7 +28,7 @@ from .lm import LM, Usage
 from .lockfile import LockEntry, PredictorLock
 from .optimizer.checkpoint import Checkpoint
 from .optimizer.evaluate import Evaluate, ExampleResult
-from .optimizer.search import TrialLog
+from .optimizer.search import TrialLog, prefetch_valset
 from .program import Module, Predict
 
 # MIPROv2 arguments a target may not set: the plugin supplies them.
@@ -386,17 +386,45 @@ def optimize(target: Target, run: RunConfig) -> Optimized:
     return Optimized(entry, evaluation, list(result.trial_logs), result)
 
 
-def assist(target: Target, run: RunConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Assisted:
+    """What a helping process did for a target: its spending and the search's result."""
+
+    counts: dict[str, Any]  # lock-entry counts, to be added to the entry's
+    result: Any  # the OptimizationResult, read from the finished shared study
+    claim: Callable[[str], bool]  # the run's claims: True for the first process to claim a key
+
+
+def assist(target: Target, run: RunConfig) -> Assisted:
     """Take trials of the target's shared study until its budget is spent; lock nothing.
 
     Other processes of the run (xdist workers) do this for a target while one of them runs
-    :func:`optimize`, which waits for their trials before it reads the result. Returns what
-    this process spent (lock-entry counts), to be added to the entry's.
+    :func:`optimize`, which waits for their trials before it reads the result.
     """
     if run.checkpoint_root is None and run.storage_url is None:
         raise ConfigError(f"mipro target {target.name!r}: helping needs a shared study (a checkpoint folder or --mipro-storage)")
     optimizer = _compile(target, run)[0]
-    return _counts(optimizer.last_result)
+    assert optimizer.checkpoint is not None  # made from the folder or URL checked above
+    return Assisted(_counts(optimizer.last_result), optimizer.last_result, optimizer.checkpoint.claim)
+
+
+def prefetch_program(
+    target: Target, program: Module, examples: Sequence[Example], run: RunConfig, claim: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Score ``program`` on ``examples`` from the last one backwards, only to fill the response cache.
+
+    For a process that will score the same program from the front (see
+    :func:`optimizer.search.prefetch_valset`); ``claim(uid)`` keeps two prefetching
+    processes off the same example. Returns the usage spent.
+    """
+    if not run.cache:
+        return {}  # nothing would be shared
+    lms = _lms(program, run.task_lm)
+    before = [lm.usage.snapshot() for lm in lms]
+    evaluate = Evaluate(devset=examples, metric=target.metric, num_threads=run.threads, max_errors=len(examples))
+    with config.context(lm=run.task_lm, cache=run.cache):
+        prefetch_valset(evaluate, program, examples, wanted=lambda: True, claim=claim)
+    return _add(*(_delta(lm.usage.snapshot(), b) for lm, b in zip(lms, before)))
 
 
 def _compile(target: Target, run: RunConfig) -> tuple[Any, dict[str, Any], dict[str, Any], LM]:

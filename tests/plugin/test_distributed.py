@@ -82,3 +82,73 @@ def test_one_target_spreads_over_every_worker_and_is_locked_once(project: Projec
     assert entry["score"] == 1.0
     # Both workers' spending is counted (the final scoring of the winner, uncached here, is not).
     assert entry["counts"]["calls"] == project.lm_calls("task") + project.lm_calls("prompt") - entry["n"]
+
+
+# Appended to the inner conftest: every task call is logged with the worker that made it
+# and the item it was about, and waits a little so the two workers overlap.
+CALLS_BY_WORKER = '''
+
+import time as _time
+
+_logged_task = task
+
+
+def task(messages, params):
+    item = _fields(messages[-1]["content"]).get("item", "")
+    with open(os.environ["CALLS_BY_WORKER"], "a") as handle:
+        handle.write(os.environ.get("PYTEST_XDIST_WORKER", "none") + "|" + item + "\\n")
+    _time.sleep(0.02)
+    return _logged_task(messages, params)
+
+
+register_fake_model("plugin-task", task)
+'''
+
+HOLDOUT_TEST = f'''
+import pytest
+from pytest_mipro import Example, Predict
+from conftest import WORDS
+
+food = Predict("item -> kind", instructions="Say what kind of food this is.")
+
+
+@pytest.fixture
+def mipro_examples():
+    return [Example(item=f"{{w}} {{i}}", kind=k) for i in range(8) for w, k in WORDS.items()]
+
+
+@pytest.mark.mipro(food, name="food", {FAST})
+def test_food(mipro):
+    assert mipro.score >= 0.5
+'''
+
+
+def test_helpers_prefetch_the_holdout_check_and_their_calls_are_counted(project: Project, monkeypatch, tmp_path) -> None:
+    from pytest_mipro import Example
+
+    calls = tmp_path / "calls.log"
+    monkeypatch.setenv("CALLS_BY_WORKER", str(calls))
+    conftest = project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + CALLS_BY_WORKER)
+    project.write_test(HOLDOUT_TEST)
+
+    project.run_subprocess("-n", "2", "--mipro-optimize").assert_outcomes(passed=2)
+
+    entry = project.lock()["targets"]["food"]
+    assert entry["holdout"]["source"] == "split" and entry["holdout"]["compared_with"] == "unoptimized"
+    words = {"apple": "fruit", "pear": "fruit", "plum": "fruit", "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable"}
+    items = {Example(item=f"{w} {i}", kind=k).uid: f"{w} {i}" for i in range(8) for w, k in words.items()}
+    held = {items[uid] for uid in entry["holdout"]["ids"]}
+    assert len(held) == 12  # a quarter of 48, never seen by the search
+    by_worker: dict[str, int] = {}
+    for line in calls.read_text().splitlines():
+        worker, item = line.split("|")
+        if item in held:
+            by_worker[worker] = by_worker.get(worker, 0) + 1
+    # Both workers scored the holdout: the helper from the back while the locking worker went
+    # from the front. Two programs (the optimized and the unoptimized one) on 12 examples:
+    # at most a prefetch chunk (4) per program is paid twice where the two meet.
+    assert set(by_worker) == {"gw0", "gw1"}, by_worker
+    assert sum(by_worker.values()) <= 2 * len(held) + 2 * 4, by_worker
+    # What the helper spent is in the entry's counts: every call that reached the model.
+    assert entry["counts"]["calls"] == project.lm_calls("task") + project.lm_calls("prompt")
