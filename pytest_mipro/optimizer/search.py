@@ -293,7 +293,7 @@ class BayesianSearch:
         if not config.current().cache or kind not in ("baseline", QUEUED_FULL) or trial.number in self._prefetched:
             return False
         self._prefetched.add(trial.number)
-        combo = self.space.combo_from_params(trial.params)
+        combo = self.space.combo_from_params(_trial_params(trial))
         prefetch_valset(
             self.evaluate,
             self.space.build(combo),
@@ -511,7 +511,13 @@ def _queued_full(study: Any, space: SearchSpace) -> set[Combo]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-    return {space.combo_from_params(t.params or t.system_attrs.get("fixed_params", {})) for t in trials if t.user_attrs.get("kind") == QUEUED_FULL}
+    return {space.combo_from_params(_trial_params(t)) for t in trials if t.user_attrs.get("kind") == QUEUED_FULL}
+
+
+def _trial_params(trial: Any) -> dict[str, Any]:
+    """A trial's parameters, also for a queued trial another process has taken but not yet
+    started: its parameters stay in ``fixed_params`` until that process suggests them."""
+    return trial.params or trial.system_attrs.get("fixed_params", {})
 
 
 def _waiting_trials(study: Any) -> list[Any]:

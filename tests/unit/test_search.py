@@ -208,3 +208,22 @@ def test_prefetch_scores_from_the_back_skips_claimed_examples_and_stops_when_no_
     expected = [ex.item for ex in reversed(valset[:-1])][:4]
     assert [next(w for w in expected if w in text) for text in asked] == expected
     assert Checkpoint(tmp_path, run_id="next-run").claim(valset[-1].uid)  # a new run starts afresh
+
+
+def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet_started(fake_model: Any, tmp_path: Any) -> None:
+    from pytest_mipro.optimizer.checkpoint import Checkpoint
+    from pytest_mipro.optimizer.search import QUEUED_FULL
+
+    task = fake_model(task_answer)
+    runner = search(task)
+    runner.claim = Checkpoint(tmp_path, run_id="r").claim
+    study = create_study(runner.settings)
+    study.enqueue_trial(runner.space.params_from_combo(((1, 2),)), user_attrs={"kind": QUEUED_FULL})
+    study.ask()  # another process took it; its params arrive when that process suggests them
+    (taken,) = study.get_trials(deepcopy=False)
+    assert taken.params == {}
+
+    assert runner._prefetch(study, taken)  # scores the queued combination, no KeyError
+
+    assert task.calls == len(runner.valset)
+    assert all(RULE in messages[0]["content"] for messages in task.messages)  # instruction 1
