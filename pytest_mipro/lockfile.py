@@ -185,7 +185,7 @@ def _mapping(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{what!r} must be a mapping, got {type(value).__name__}")
+        raise ValueError(f"{what!r} must be a mapping, got {type(value).__name__}")  # noqa: TRY004 - reported as a lockfile error
     return dict(value)
 
 

@@ -80,7 +80,7 @@ def holdout_decision(new: Sequence[float], old: Sequence[float], confidence: flo
         return HoldoutDecision(False, new_score, old_score, mean, float("-inf"), n, "holdout too small to compare (n < 2)")
     lower = mean - student_t_ppf(confidence, n - 1) * se if se > 0 else mean
     adopt = lower > 0
-    pct = int(round(confidence * 100))
+    pct = round(confidence * 100)
     if adopt:
         reason = f"holdout improvement {mean:+.3f} (one-sided {pct}% lower bound {lower:+.3f} > 0, n={n})"
     else:

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = [
     "FAIL",
@@ -53,7 +53,7 @@ INCONCLUSIVE: Literal["INCONCLUSIVE"] = "INCONCLUSIVE"
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 
 #: One example's score(s): a single float, or the list of its repeated samples.
-ExampleScores = Union[float, Sequence[float]]
+ExampleScores = float | Sequence[float]
 
 _MAX_NEEDED_N = 10**9
 

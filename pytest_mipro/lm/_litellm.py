@@ -27,5 +27,5 @@ def register_provider(name: str, handler: object) -> None:
     import litellm
 
     entries = [e for e in litellm.custom_provider_map if e["provider"] != name]
-    litellm.custom_provider_map = [*entries, {"provider": name, "custom_handler": handler}]
+    litellm.custom_provider_map = [*entries, {"provider": name, "custom_handler": handler}]  # type: ignore[typeddict-item]
     litellm.utils.custom_llm_setup()

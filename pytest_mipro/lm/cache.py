@@ -24,7 +24,7 @@ def open_cache(directory: Path) -> Any:
     key = str(directory)
     with _LOCK:
         if key not in _OPEN:
-            import diskcache
+            import diskcache  # type: ignore[import-untyped]
 
             directory.mkdir(parents=True, exist_ok=True)
             _OPEN[key] = diskcache.Cache(key, size_limit=2**32)

@@ -51,7 +51,7 @@ def _reply(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -
         if responder is None:
             raise KeyError(f"no fake model {model!r} is registered; call register_fake_model({model!r}, ...)")
         return responder(messages, params)
-    except tuple(litellm.LITELLM_EXCEPTION_TYPES):
+    except tuple(litellm.LITELLM_EXCEPTION_TYPES):  # type: ignore[misc]
         raise
     except Exception as exc:
         raise litellm.BadRequestError(f"{type(exc).__name__}: {exc}", model=model, llm_provider=PROVIDER) from exc

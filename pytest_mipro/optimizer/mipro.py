@@ -448,7 +448,7 @@ class _Run:
                 }
                 for c, score in (outcome.full_scores.items() if outcome else [])
             ),
-            key=lambda c: -c["score"],
+            key=lambda c: -float(c["score"]),  # type: ignore[arg-type]
         )
         prompt_calls = prompt_usage.get("calls", 0)
         result = OptimizationResult(

@@ -436,7 +436,7 @@ def create_study(settings: SearchSettings, storage: Any = None, study_name: str 
 
 def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
     """Every finished evaluation in the study, in order, with the best full score so far."""
-    logs = []
+    logs: list[TrialLog] = []
     best = float("-inf")
     for trial in _trials_of_kind(study, ("baseline", "minibatch", "full", "full-pruned")):
         kind = trial.user_attrs["kind"]
