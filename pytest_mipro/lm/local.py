@@ -105,7 +105,10 @@ def _new_llama(path: str) -> Any:
 
     native.llama_model_default_params = plain_buffers
     try:
-        return Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=_threads(), verbose=False)
+        # Prompt processing has its own thread count (every core by default): set both, or a
+        # process told to use one thread still spins a second one on each prompt.
+        threads = _threads()
+        return Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
     finally:
         native.llama_model_default_params = defaults
 
