@@ -31,6 +31,7 @@ from .errors import MiproError
 from .example import Example
 from .gate import score_bounds
 from .lockfile import LockEntry
+from .optimizer.presets import default_val_split
 from .program import Module
 from .selection import HoldoutDecision, holdout_decision, prefer_shorter
 from .targets import (
@@ -51,6 +52,7 @@ from .targets import (
 HOLDOUT_FRACTION = 0.25
 MIN_EXAMPLES_TO_SPLIT = 40  # below this a quarter is too few examples to show a real improvement
 _MIN_TRAIN = 2  # MIPROv2 needs two training examples when it splits off its own valset
+DEFAULT_MINIBATCH_SIZE = 35  # MIPROv2.compile's default
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,26 @@ def split_holdout(target: Target) -> HoldoutSplit:
         examples=[ex for i, ex in enumerate(target.examples) if ("examples", i) not in held],
         valset=None if target.valset is None else [ex for i, ex in enumerate(valset) if ("valset", i) not in held],
     )
+    search = replace(search, options=_fit_minibatch(search))
     chosen = [target.examples[i] if part == "examples" else valset[i] for part, i in sorted(held)]
     return HoldoutSplit(search, chosen, "split", labeled)
+
+
+def _fit_minibatch(search: Target) -> dict[str, Any]:
+    """The search's options, with full evaluations when the split left fewer validation
+    examples than a minibatch: MIPROv2 refuses a minibatch larger than its valset, and the
+    target's author, who had enough examples, did not cause that."""
+    options = search.options
+    size = options.get("minibatch_size", DEFAULT_MINIBATCH_SIZE)
+    if not options.get("minibatch", True) or _search_valset_size(search) >= size:
+        return options
+    return {**options, "minibatch": False}
+
+
+def _search_valset_size(search: Target) -> int:
+    if search.valset is not None:
+        return len(search.valset)
+    return len(default_val_split(search.examples)[1])  # what MIPROv2 cuts from the examples
 
 
 def _rank(name: str, example: Example) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 from pytest_mipro import Predict
 from pytest_mipro.fingerprint import examples_part
@@ -91,3 +92,15 @@ def test_the_fingerprint_covers_a_declared_holdout_and_is_unchanged_without_one(
     assert examples_part(plain.examples, None) == before
     parts = {t.holdout and len(t.holdout): target_fingerprint(t, "fake/x").parts["examples"] for t in (plain, declared, other)}
     assert len(set(parts.values())) == 3
+
+
+def test_a_split_that_leaves_fewer_validation_examples_than_a_minibatch_turns_minibatches_off() -> None:
+    # 48 examples: 12 held out, MIPROv2 validates on 80% of the other 36 = 28 < 35 (the default
+    # minibatch), which it would refuse; the author had 38, enough, before the split.
+    small = replace(target(48), options={"num_trials": 4})
+    roomy = replace(target(60), options={"num_trials": 4})
+
+    assert split_holdout(small).search.options == {"num_trials": 4, "minibatch": False}
+    assert split_holdout(roomy).search.options == {"num_trials": 4}  # 45 left, 36 validate: minibatches fit
+    explicit = replace(target(60), options={"minibatch_size": 50})  # 36 validate < 50
+    assert split_holdout(explicit).search.options == {"minibatch_size": 50, "minibatch": False}
