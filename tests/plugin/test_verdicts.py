@@ -259,6 +259,19 @@ def test_a_seeded_split_is_made_when_there_are_40_examples(project: Project) -> 
     assert project.lock()["targets"]["food"]["holdout"]["source"] == "split"
 
 
+def test_a_split_too_small_for_a_minibatch_searches_with_full_evaluations(project: Project) -> None:
+    # 48 examples, minibatches on (MIPROv2's default of 35): the search validates on 28.
+    source = BIG_TEST.replace("MARKER", "").replace(FAST, "auto=None, num_candidates=3, num_trials=3")
+    source = source.replace("range(0, 2)", "range(0, 8)").replace("@pytest.fixture\ndef mipro_valset", "def unused_valset")
+    project.write_test(source.replace("@pytest.fixture\ndef mipro_holdout", "def unused_holdout"))
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*trial 1/3 (full) score*", "mipro food: holdout: 12 of 48 labeled examples (seeded split); the search validated on 28;*"])
+    assert "(minibatch)" not in result.stdout.str()
+
+
 def test_optimize_keeps_the_locked_prompt_when_the_new_one_is_not_better(project: Project) -> None:
     big(project)
     locked = project.lock()["targets"]["food"]["program"]
