@@ -158,9 +158,14 @@ def fail_stale_trials(study: Any, checkpoint: Checkpoint) -> int:
     run's RUNNING trial is dead. A database study is shared by runs on other machines that
     may still be working, so there only trials running for longer than ``stale_after``
     seconds count as dead.
+
+    Only the first process of a run looks: when a later one arrives, the run's own trials
+    are under way, and one just asked for carries no run id yet; it would look dead.
     """
     from optuna.trial import TrialState
 
+    if not checkpoint.claim("stale-trials-checked"):
+        return 0
     now = datetime.datetime.now()
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
