@@ -86,7 +86,7 @@ class Example(Mapping[str, Any]):
         new._input_keys = self._input_keys
         return new
 
-    def toDict(self) -> dict[str, Any]:
+    def toDict(self) -> dict[str, Any]:  # DSPy's spelling
         return dict(self._data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,12 +48,12 @@ class _FieldDecl:
     prefix: str = ""
 
 
-def InputField(*, desc: str = "", prefix: str = "") -> Any:
+def InputField(*, desc: str = "", prefix: str = "") -> Any:  # named like dspy.InputField
     """Declare an input field in a class-form signature."""
     return _FieldDecl("input", desc, prefix)
 
 
-def OutputField(*, desc: str = "", prefix: str = "") -> Any:
+def OutputField(*, desc: str = "", prefix: str = "") -> Any:  # named like dspy.OutputField
     """Declare an output field in a class-form signature."""
     return _FieldDecl("output", desc, prefix)
 
@@ -184,7 +184,7 @@ def _parse_spec(spec: str) -> tuple[Field, ...]:
         name = name.split(":")[0].strip()
         if not _FIELD_NAME.match(name):
             raise SignatureError(f"signature {spec!r}: {name!r} is not a valid field name")
-    strip = lambda n: n.split(":")[0].strip()
+    strip = lambda n: n.split(":")[0].strip()  # "name: type" is accepted, the type ignored
     return tuple(Field(strip(n), "input") for n in inputs) + tuple(Field(strip(n), "output") for n in outputs)
 
 

@@ -159,7 +159,7 @@ class LM:
                     model=self.model, messages=messages, timeout=self.timeout, num_retries=0, **request
                 )
                 return _to_completion(litellm, response)
-            except Exception as exc:
+            except Exception as exc:  # any error: classified below
                 transient = type(exc).__name__ in _TRANSIENT
                 if not transient or attempt == self.num_retries:
                     with self.usage._lock:

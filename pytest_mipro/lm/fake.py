@@ -78,5 +78,5 @@ def _make_handler_class() -> type:
     return FakeHandler
 
 
-def FakeHandler() -> Any:
+def FakeHandler() -> Any:  # a class-like name: builds the handler class only once litellm is imported
     return _make_handler_class()()

@@ -143,7 +143,7 @@ class Bootstrapper:
                 score = metric_score(self.metric, example, prediction, trace)
         except BudgetExceeded:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the reference allows max_errors failures of any kind
             with self._lock:
                 self._errors += 1
                 errors = self._errors

@@ -107,7 +107,7 @@ def _open_database(url: str, attempts: int = 5) -> Any:
     for attempt in range(attempts):
         try:
             return RDBStorage(url)
-        except Exception as exc:
+        except Exception as exc:  # sqlalchemy and the drivers raise many kinds
             if attempt == attempts - 1:
                 raise ConfigError(f"--mipro-storage {url!r}: cannot open the study storage: {exc}") from exc
             time.sleep(0.5 * (attempt + 1))
