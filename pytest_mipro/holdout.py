@@ -31,7 +31,7 @@ from .errors import MiproError
 from .example import Example
 from .gate import score_bounds
 from .lockfile import LockEntry
-from .optimizer.presets import default_val_split
+from .optimizer.presets import DEFAULT_MINIBATCH_SIZE, default_val_split
 from .program import Module
 from .selection import HoldoutDecision, holdout_decision, prefer_shorter
 from .targets import (
@@ -40,6 +40,7 @@ from .targets import (
     Optimized,
     RunConfig,
     Target,
+    add_counts,
     evaluate_program,
     locked_program,
     optimize,
@@ -52,7 +53,6 @@ from .targets import (
 HOLDOUT_FRACTION = 0.25
 MIN_EXAMPLES_TO_SPLIT = 40  # below this a quarter is too few examples to show a real improvement
 _MIN_TRAIN = 2  # MIPROv2 needs two training examples when it splits off its own valset
-DEFAULT_MINIBATCH_SIZE = 35  # MIPROv2.compile's default
 
 
 @dataclass(frozen=True)
@@ -182,15 +182,16 @@ def _one_se_pick(result: Any) -> dict[str, Any]:
     return prefer_shorter(candidates)
 
 
-def prefetch_holdout_check(target: Target, run: RunConfig, current: LockEntry | None, helped: Assisted) -> dict[str, Any]:
+def prefetch_holdout_check(
+    target: Target, split: HoldoutSplit, run: RunConfig, current: LockEntry | None, helped: Assisted
+) -> dict[str, Any]:
     """A helping process's last job: fill the response cache for the holdout check.
 
     The process that locks ``target`` scores the picked program, then the current one, on the
     holdout, from the first example on. Helpers finish the shared search with it and read
     the same study, so they know both programs too; they score them from the last example
-    backwards, sharing the work through the run's claims. Returns the usage spent.
+    backwards, sharing the work through the run's claims. Returns the counts spent.
     """
-    split = split_holdout(target)
     if not split.examples or helped.result is None:
         return {}
     pick = _one_se_pick(helped.result)["program"]
@@ -198,8 +199,7 @@ def prefetch_holdout_check(target: Target, run: RunConfig, current: LockEntry | 
     roles = [("new", pick)] if _same(pick, incumbent) else [("new", pick), ("old", incumbent)]
     spent: dict[str, Any] = {}
     for role, program in roles:
-        usage = prefetch_program(target, program, split.examples, run, claim=_claims(helped, f"holdout-{role}"))
-        spent = {key: spent.get(key, 0) + value for key, value in usage.items()}
+        spent = add_counts(spent, prefetch_program(target, program, split.examples, run, claim=_claims(helped, f"holdout-{role}")))
     return spent
 
 

@@ -175,8 +175,9 @@ class MiproSession:
         run = self.run_config()
         # The locking process searches without the holdout slice: help with that same study,
         # then with the holdout check that follows it.
-        helped = assist(split_holdout(target).search, run)
-        checked = prefetch_holdout_check(target, run, self._current_entry(target), helped)
+        split = split_holdout(target)
+        helped = assist(split.search, run)
+        checked = prefetch_holdout_check(target, split, run, self._current_entry(target), helped)
         spent = add_counts(add_counts(self.helper_counts.get(target.name, {}), helped.counts), checked)
         self.helper_counts[target.name] = spent
 

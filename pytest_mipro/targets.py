@@ -323,15 +323,24 @@ def evaluate_locked(target: Target, entry: LockEntry, run: RunConfig) -> Evaluat
 
 
 def evaluate_program(target: Target, program: Module, examples: Sequence[Example], run: RunConfig) -> Evaluation:
+    started = time.monotonic()
+    evaluate = _evaluator(target, examples, run)
+    result, usage = _with_usage(program, run, lambda: evaluate(program))
+    return Evaluation(result.score, result.results, usage, time.monotonic() - started)
+
+
+def _evaluator(target: Target, examples: Sequence[Example], run: RunConfig) -> Evaluate:
+    # Exceptions score 0 and show among the worst examples instead of aborting the gate.
+    return Evaluate(devset=examples, metric=target.metric, num_threads=run.threads, max_errors=len(examples))
+
+
+def _with_usage(program: Module, run: RunConfig, work: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+    """Run ``work`` with the run's task LM and cache; returns its result and the usage it spent."""
     lms = _lms(program, run.task_lm)
     before = [lm.usage.snapshot() for lm in lms]
-    started = time.monotonic()
-    # Exceptions score 0 and show among the worst examples instead of aborting the gate.
-    evaluate = Evaluate(devset=examples, metric=target.metric, num_threads=run.threads, max_errors=len(examples))
     with config.context(lm=run.task_lm, cache=run.cache):
-        result = evaluate(program)
-    usage = _add(*(_delta(lm.usage.snapshot(), b) for lm, b in zip(lms, before)))
-    return Evaluation(result.score, result.results, usage, time.monotonic() - started)
+        result = work()
+    return result, _add(*(_delta(lm.usage.snapshot(), b) for lm, b in zip(lms, before)))
 
 
 def _lms(program: Module, task_lm: LM) -> list[LM]:
@@ -419,12 +428,9 @@ def prefetch_program(
     """
     if not run.cache:
         return {}  # nothing would be shared
-    lms = _lms(program, run.task_lm)
-    before = [lm.usage.snapshot() for lm in lms]
-    evaluate = Evaluate(devset=examples, metric=target.metric, num_threads=run.threads, max_errors=len(examples))
-    with config.context(lm=run.task_lm, cache=run.cache):
-        prefetch_valset(evaluate, program, examples, wanted=lambda: True, claim=claim)
-    return _add(*(_delta(lm.usage.snapshot(), b) for lm, b in zip(lms, before)))
+    evaluate = _evaluator(target, examples, run)
+    _, usage = _with_usage(program, run, lambda: prefetch_valset(evaluate, program, examples, wanted=lambda: True, claim=claim))
+    return usage
 
 
 def _compile(target: Target, run: RunConfig) -> tuple[Any, dict[str, Any], dict[str, Any], LM]:

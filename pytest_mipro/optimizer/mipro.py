@@ -26,6 +26,7 @@ from .checkpoint import (
 from .evaluate import Evaluate
 from .presets import (
     AUTO_PRESETS,
+    DEFAULT_MINIBATCH_SIZE,
     MIN_MINIBATCH_VALSET,
     default_val_split,
     num_trials_for,
@@ -157,7 +158,7 @@ class MIPROv2:
         max_labeled_demos: int | None = None,
         seed: int | None = None,
         minibatch: bool = True,
-        minibatch_size: int = 35,
+        minibatch_size: int = DEFAULT_MINIBATCH_SIZE,
         minibatch_full_eval_steps: int = 5,
         program_aware_proposer: bool = True,
         data_aware_proposer: bool = True,

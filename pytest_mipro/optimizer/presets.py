@@ -11,6 +11,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 MIN_MINIBATCH_VALSET = 50  # with auto, valsets this small get a full eval every trial
+DEFAULT_MINIBATCH_SIZE = 35  # compile()'s default, as in dspy.MIPROv2
 MAX_VALSET = 1000
 
 
