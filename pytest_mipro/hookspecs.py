@@ -31,8 +31,8 @@ def pytest_mipro_trial_finished(target_name: str, trial: TrialProgress) -> None:
 
     :param target_name: the lock key of the target being optimized.
     :param trial: a :class:`pytest_mipro.targets.TrialProgress`: ``trial.trial`` is the
-        optimizer's ``TrialLog`` (``number``, ``kind`` = baseline / minibatch / full /
-        full-pruned, ``params``, ``score``, ``num_examples``, ``best_full_score``,
+        optimizer's ``TrialLog`` (``number``, ``kind`` = baseline / minibatch / full, with
+        ``-pruned`` when racing stopped it, ``params``, ``score``, ``num_examples``, ``best_full_score``,
         ``lm_calls``, ``elapsed``); ``number`` / ``total`` count search trials;
         ``usage`` holds the target's ``calls``, ``cache_hits``, ``prompt_tokens``,
         ``completion_tokens`` and ``cost`` so far; ``elapsed`` is in seconds.

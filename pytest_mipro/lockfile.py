@@ -15,7 +15,7 @@ Format (``version: 1``)::
             - {ticket: ..., team: billing}
         score: 0.9                  # validation score of the locked program
         bounds: [0.73, 0.97]        # its one-sided 95% lower and upper bounds (optional)
-        baseline_score: 0.6         # the unoptimized program on the same examples
+        baseline_score: 0.6         # the unoptimized program (on fewer examples when racing stopped it)
         threshold: 0.8              # the marker's threshold when optimized (or null)
         n: 20                       # number of gate (validation) examples
         task_model: openai/gpt-4o-mini

@@ -150,7 +150,7 @@ def trial_line(progress: TrialProgress) -> str:
     if progress.counted:
         step = f"trial {progress.number}/{progress.total or '?'} ({trial.kind})"
     else:
-        step = "baseline" if trial.kind == "baseline" else f"{trial.kind} eval"
+        step = trial.kind if trial.kind.startswith("baseline") else f"{trial.kind} eval"
     tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
     return (
         f"mipro {progress.target}: {step} score {trial.score:.3f} on {trial.num_examples}"
@@ -544,7 +544,8 @@ def trial_plot_svg(trials: Sequence[Mapping[str, Any]], width: int = 640, height
     def y(score: float) -> float:
         return height - pad - (height - 2 * pad) * max(0.0, min(1.0, float(score)))
 
-    colors = {"baseline": "#6b7280", "minibatch": "#60a5fa", "full": "#16a34a", "full-pruned": "#f59e0b"}
+    colors = {"baseline": "#6b7280", "minibatch": "#60a5fa", "full": "#16a34a"}
+    colors.update({f"{kind}-pruned": "#f59e0b" for kind in colors})
     dots = "".join(
         f"<circle cx='{x(i):.1f}' cy='{y(t['score']):.1f}' r='4' fill='{colors.get(t['kind'], '#000')}'>"
         f"<title>#{t['number']} {t['kind']}: {float(t['score']):.3f} on {t.get('num_examples', '?')}</title></circle>"

@@ -207,6 +207,15 @@ def _wilson_from_rate(rate: float, n: float, z: float) -> tuple[float, float]:
     return _clip01(min(center - half, rate)), _clip01(max(center + half, rate))
 
 
+def rate_bounds(rate: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """One-sided Wilson bounds at ``confidence`` for a mean of ``n`` scores in [0, 1].
+
+    The scores need not be 0 or 1: a [0, 1] variable with mean p has variance at most
+    p(1 - p), so the binomial bounds hold for partial credit too (conservatively).
+    """
+    return _wilson_from_rate(_clip01(rate), n, _z(confidence, True))
+
+
 def wilson_interval(
     successes: int, n: int, confidence: float = 0.95, one_sided: bool = True
 ) -> tuple[float, float]:

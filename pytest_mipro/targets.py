@@ -28,7 +28,7 @@ from .lm import LM, Usage
 from .lockfile import LockEntry, PredictorLock
 from .optimizer.checkpoint import Checkpoint
 from .optimizer.evaluate import Evaluate, ExampleResult
-from .optimizer.search import TrialLog, prefetch_valset
+from .optimizer.search import PRUNED, TrialLog, prefetch_valset
 from .program import Module, Predict
 
 # MIPROv2 arguments a target may not set: the plugin supplies them.
@@ -517,9 +517,10 @@ class _TrialCounter:
         self.search_kind: str | None = None  # "minibatch", or "full" when the valset is too small for minibatches
 
     def __call__(self, trial: TrialLog) -> None:
-        if self.search_kind is None and trial.kind in ("minibatch", "full"):
-            self.search_kind = trial.kind
-        counted = trial.kind == self.search_kind
+        kind = trial.kind.removesuffix(PRUNED)
+        if self.search_kind is None and kind in ("minibatch", "full"):
+            self.search_kind = kind
+        counted = kind == self.search_kind
         self.count += counted
         if self.run.on_trial is None:
             return

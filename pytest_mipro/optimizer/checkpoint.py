@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,21 +42,12 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def setup_lock(self, while_waiting: Callable[[Callable[[], bool]], None] | None = None) -> Iterator[None]:
-        """Held while the one-time steps run, so only one process does them.
-
-        A process that finds the lock taken first runs ``while_waiting(still_locked)``, if
-        given, then waits for the lock.
-        """
-        from filelock import FileLock, Timeout
+    def setup_lock(self) -> Iterator[None]:
+        """Held while the one-time steps run, so only one process does them."""
+        from filelock import FileLock
 
         lock = FileLock(str(self.directory / "setup.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if while_waiting is not None:
-                while_waiting(lambda: not _try_acquire(lock))
-            lock.acquire()
+        lock.acquire()
         try:
             yield
         finally:
@@ -88,16 +79,6 @@ class Checkpoint:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(self.directory / "study.journal")))
-
-
-def _try_acquire(lock: Any) -> bool:
-    from filelock import Timeout
-
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    return True
 
 
 def _open_database(url: str, attempts: int = 5) -> Any:

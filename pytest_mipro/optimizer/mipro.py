@@ -40,7 +40,6 @@ from .search import (
     SearchSpace,
     TrialLog,
     create_study,
-    prefetch_valset,
 )
 
 log = logging.getLogger("pytest_mipro")
@@ -93,8 +92,10 @@ class MIPROv2:
 
     Same constructor and ``compile`` arguments, defaults and validation errors as DSPy's.
     Extra keyword-only arguments: ``max_lm_calls`` / ``max_cost`` (a budget that ends the
-    search cleanly with the best program so far) and ``on_trial`` (called with each
-    :class:`TrialLog`). Scores are fractions in [0, 1].
+    search cleanly with the best program so far), ``on_trial`` (called with each
+    :class:`TrialLog`) and ``race_confidence``: every evaluation stops once its candidate
+    is, at this one-sided confidence, worse on the valset than the best so far (None stops
+    only where that is certain, which never changes the result). Scores are fractions in [0, 1].
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class MIPROv2:
         max_cost: float | None = None,
         on_trial: Callable[[TrialLog], None] | None = None,
         checkpoint: Checkpoint | None = None,
+        race_confidence: float | None = 0.95,
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -143,6 +145,9 @@ class MIPROv2:
         self.max_cost = max_cost
         self.on_trial = on_trial
         self.checkpoint = checkpoint
+        if race_confidence is not None and not 0.5 <= race_confidence < 1.0:
+            raise ValueError(f"race_confidence must be in [0.5, 1) or None, got {race_confidence!r}.")
+        self.race_confidence = race_confidence
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
 
@@ -185,6 +190,7 @@ class MIPROv2:
             full_eval_steps=minibatch_full_eval_steps,
             seed=plan.seed,
             n_startup_trials=_startup_trials(plan.num_trials),
+            race_confidence=self.race_confidence,
         )
         if self.checkpoint is not None:
             search.constant_liar = True  # processes sharing a study must not pile onto one trial
@@ -318,7 +324,7 @@ class _Run:
         self, checkpoint: Checkpoint, settings: SearchSettings
     ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome | None]:
         """The search on the checkpoint's study; one-time steps are done by whoever comes first."""
-        with checkpoint.setup_lock(while_waiting=self._baseline_prefetcher(checkpoint)):
+        with checkpoint.setup_lock():
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
             if not checkpoint.storage_url:
                 checkpoint.forget_old_claims()
@@ -332,32 +338,7 @@ class _Run:
                 saved = publish_candidates(study, fresh.instructions, fresh.demo_sets)
             space = self._space(*saved)
             search = self._searcher(space, settings)
-            try:
-                search.ensure_baseline(study)
-            except BudgetExceeded as exc:
-                log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
-                return space, search, None
         return space, search, self._search(search, study)
-
-    def _baseline_prefetcher(self, checkpoint: Checkpoint) -> Callable[[Callable[[], bool]], None] | None:
-        """While another process bootstraps and proposes, score the unoptimized program.
-
-        The baseline's full evaluation comes first once the search starts; replies already in
-        the shared cache make it free. Without the cache nothing would be shared: no prefetch.
-        """
-        if not config.current().cache:
-            return None
-
-        def prefetch(still_locked: Callable[[], bool]) -> None:
-            prefetch_valset(
-                self._evaluator(),
-                self.student,
-                self.plan.valset,
-                wanted=still_locked,
-                claim=lambda uid: checkpoint.claim(f"baseline-{uid}"),
-            )
-
-        return prefetch
 
     def _candidates(self) -> SearchSpace:
         demo_sets = self._bootstrap()
@@ -425,7 +406,7 @@ class _Run:
         try:
             return search.run(study)
         except BudgetExceeded as exc:
-            log.warning("%s before the unoptimized program was scored; returning it unchanged", exc)
+            log.warning("%s before any program was scored; returning the student unchanged", exc)
             return None
 
     def _result(
@@ -489,7 +470,7 @@ def _attach(program: Module, result: OptimizationResult) -> None:
     program.baseline_score = result.baseline_score  # type: ignore[attr-defined]
     program.trial_logs = [t.to_dict() for t in result.trial_logs]  # type: ignore[attr-defined]
     program.candidate_programs = result.candidate_programs  # type: ignore[attr-defined]
-    program.mb_candidate_programs = [t.to_dict() for t in result.trial_logs if t.kind == "minibatch"]  # type: ignore[attr-defined]
+    program.mb_candidate_programs = [t.to_dict() for t in result.trial_logs if t.kind.startswith("minibatch")]  # type: ignore[attr-defined]
     program.total_calls = result.total_calls  # type: ignore[attr-defined]
     program.prompt_model_total_calls = result.prompt_model_total_calls  # type: ignore[attr-defined]
 

@@ -2,10 +2,12 @@
 
 The loop is ask/tell, so evaluation stays ours: minibatch trials, and every
 ``full_eval_steps`` trials a full validation eval of the best-averaging combination not
-yet fully evaluated, fed back to TPE with its true parameters. Better than the reference:
-no (combination, example) pair is ever predicted twice in a run (full evals reuse
-minibatch results), when every combination has been fully evaluated the step is skipped
-instead of crashing, and a spent budget ends the search with the best program so far.
+yet fully evaluated, fed back to TPE with its true parameters; the unoptimized program is
+scored last. Better than the reference: no (combination, example) pair is ever predicted
+twice in a run (full evals reuse minibatch results), every evaluation is raced (it stops
+once the candidate is, at ``race_confidence``, worse than the best so far), when every
+combination has been fully evaluated the step is skipped instead of crashing, and a spent
+budget ends the search with the best program so far.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from typing import Any
 from ..errors import BudgetExceeded
 from ..example import Example
 from ..program import Module
+from ..stats import rate_bounds
 from .evaluate import Evaluate, EvaluationResult, ExampleResult
 
 log = logging.getLogger("pytest_mipro")
 
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
 QUEUED_FULL = "full-queued"  # a queued full evaluation, until a process runs it (kind becomes full or full-pruned)
+PRUNED = "-pruned"  # kind suffix of an evaluation stopped early by racing
+ALL_KINDS = ("baseline", "minibatch", "full") + tuple(k + PRUNED for k in ("baseline", "minibatch", "full"))
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class TrialLog:
     """One evaluation in the search: a minibatch trial, a full eval, or the baseline."""
 
     number: int
-    kind: str  # "baseline", "minibatch", "full", or "full-pruned" (stopped once it could not win)
+    kind: str  # "baseline", "minibatch" or "full", with "-pruned" when racing stopped it early
     params: dict[str, int]
     score: float
     num_examples: int
@@ -154,6 +159,9 @@ class SearchSettings:
     worker: int = 0  # which of the processes sharing the study (recorded on each trial it runs)
     poll_interval: float = 0.2  # seconds between looks at a study another process is still working on
     stale_after: float = 3600.0  # a trial running longer than this belongs to a dead process: not waited for
+    # Stop an evaluation once the candidate is, at this one-sided confidence, worse on the
+    # valset than the best so far. None races only where that is certain (full evals).
+    race_confidence: float | None = 0.95
 
 
 @dataclass
@@ -192,11 +200,14 @@ class BayesianSearch:
 
     def run(self, study: Any = None) -> SearchOutcome:
         study = study if study is not None else create_study(self.settings)
-        self.ensure_baseline(study)
         stopped = False
         try:
-            while self._claim_trial(study) or self._others_still_working(study):
-                pass
+            while True:
+                while self._claim_trial(study) or self._others_still_working(study):
+                    pass
+                # Normally queued with the last trial; this catches a resumed or raced study without it.
+                if not self.ensure_baseline(study):
+                    break
         except BudgetExceeded as exc:
             log.warning("%s; returning the best program found so far", exc)
             stopped = True
@@ -208,28 +219,33 @@ class BayesianSearch:
         baseline = self.space.baseline()
         full_scores = {combo: scores[-1] for combo, scores in full.items()}
         best_combo = max(full_scores, key=lambda c: (full_scores[c], c == baseline)) if full_scores else baseline
+        # A baseline stopped by racing keeps the score it had when it provably could not win.
+        pruned_baseline = _scores_by_kind(study, self.space, ("baseline" + PRUNED,)).get(baseline, [float("nan")])
         return SearchOutcome(
             best_combo=best_combo,
             best_score=full_scores.get(best_combo, float("nan")),
-            baseline_score=full_scores.get(baseline, float("nan")),
+            baseline_score=full_scores.get(baseline, pruned_baseline[-1]),
             full_scores=full_scores,
             minibatch_scores=_scores_by_kind(study, self.space, ("minibatch",)),
             trial_logs=trial_logs_from_study(study, self.space),
             stopped_by_budget=stopped,
         )
 
-    def ensure_baseline(self, study: Any) -> None:
-        """Queue the unoptimized program's full evaluation once per study.
+    def ensure_baseline(self, study: Any) -> bool:
+        """Queue the unoptimized program's full evaluation once per study; True if this queued it.
 
-        It is the first trial asked for, so a single process scores it first, as the
-        reference does; with several processes one of them scores it while the others
-        start on minibatch trials.
+        The reference scores it first. Scored last, it races against the best program
+        found: a baseline that cannot win (the usual case) costs a few examples, not the
+        whole valset, and one that can is scored in full and kept when nothing beats it.
         """
         from optuna.trial import TrialState
 
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-        if not any(t.user_attrs.get("kind") == "baseline" for t in study.get_trials(deepcopy=False, states=alive)):
-            study.enqueue_trial(self.space.params_from_combo(self.space.baseline()), user_attrs={"kind": "baseline"})
+        trials = study.get_trials(deepcopy=False, states=alive)
+        if any(str(t.user_attrs.get("kind", "")).startswith("baseline") for t in trials):
+            return False
+        study.enqueue_trial(self.space.params_from_combo(self.space.baseline()), user_attrs={"kind": "baseline"})
+        return True
 
     def _claim_trial(self, study: Any) -> bool:
         """Run the next trial if the study still needs one; False once it holds ``num_trials``."""
@@ -245,7 +261,7 @@ class BayesianSearch:
             self._evaluate_trial(study, trial, self.space.baseline(), list(self.valset), "baseline")
             return True
         if queued == QUEUED_FULL:
-            self._full_eval(study, trial)
+            self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), list(self.valset), "full")
             return True
         kind = "minibatch" if self.settings.minibatch else "full"
         trial.set_user_attr("kind", kind)
@@ -254,7 +270,7 @@ class BayesianSearch:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return False
         combo = self.space.combo_from_params(trial.params)
-        self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind)
+        self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind, search_trial=True)
         return True
 
     def _others_still_working(self, study: Any) -> bool:
@@ -289,8 +305,9 @@ class BayesianSearch:
         """
         from .. import config
 
+        # Not the baseline: scored last and raced, it usually stops after a few examples.
         kind = trial.user_attrs.get("kind")
-        if not config.current().cache or kind not in ("baseline", QUEUED_FULL) or trial.number in self._prefetched:
+        if not config.current().cache or kind != QUEUED_FULL or trial.number in self._prefetched:
             return False
         self._prefetched.add(trial.number)
         combo = self.space.combo_from_params(_trial_params(trial))
@@ -303,16 +320,24 @@ class BayesianSearch:
         )
         return True
 
-    def _evaluate_trial(self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str) -> None:
+    def _evaluate_trial(
+        self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str, search_trial: bool = False
+    ) -> None:
+        """Race ``combo`` on ``examples`` and tell the study what it scored on what it saw."""
         import optuna
 
         try:
-            result = self.memo.evaluate(self.evaluate, self.space, combo, examples)
+            # The baseline wins ties (the outcome prefers it), so only a worse one stops early.
+            result, pruned = self._race(
+                study, combo, examples, against_full_only=kind != "minibatch", keep_ties=kind == "baseline"
+            )
+            kind += PRUNED if pruned else ""
+            trial.set_user_attr("kind", kind)
             for key, value in self._stats(result).items():
                 trial.set_user_attr(key, value)
-            if kind == "minibatch":
+            if search_trial:
                 # Queued before this trial is told, so no process sees an idle study in between.
-                self._queue_full_eval_if_due(study, combo, result.score)
+                self._queue_after_trial(study, combo, None if pruned else result.score)
         except BaseException:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
@@ -331,67 +356,92 @@ class BayesianSearch:
         rng = random.Random(f"{self.settings.seed}:{trial_number}")
         return rng.sample(list(self.valset), min(self.settings.minibatch_size, len(self.valset)))
 
-    def _queue_full_eval_if_due(self, study: Any, combo: Combo, score: float) -> None:
-        """Every ``full_eval_steps`` minibatch trials (and after the last), queue a full eval.
+    def _queue_after_trial(self, study: Any, combo: Combo, score: float | None) -> None:
+        """Queue the full eval when one is due, and the baseline after the last trial."""
+        finished = len(_finished_search_trials(study)) + 1  # this trial, not yet told
+        last = finished >= self.settings.num_trials
+        if self.settings.minibatch and (last or finished % self.settings.full_eval_steps == 0):
+            self._queue_full_eval(study, combo, score)
+        if last:
+            self.ensure_baseline(study)
 
-        It goes to the combination with the best average minibatch score (this trial's
-        included) that is not fully evaluated or queued yet; any process may run it.
+    def _queue_full_eval(self, study: Any, combo: Combo, score: float | None) -> None:
+        """Queue a full eval of the best-averaging combination not fully evaluated or queued yet.
+
+        The average is over its completed minibatch trials, this one included unless it was
+        pruned (racing judged it worse than the best already); any process may run the eval.
         """
-        finished = len(_trials_of_kind(study, ("minibatch",))) + 1  # this trial, not yet told
-        if finished % self.settings.full_eval_steps and finished < self.settings.num_trials:
-            return
         scores = _scores_by_kind(study, self.space, ("minibatch",))
-        scores.setdefault(combo, []).append(score)
-        done = set(_scores_by_kind(study, self.space, ("baseline", "full", "full-pruned"))) | _queued_full(study, self.space)
+        if score is not None:
+            scores.setdefault(combo, []).append(score)
+        evaluated = ("baseline", "full") + tuple(k + PRUNED for k in ("baseline", "full"))
+        done = set(_scores_by_kind(study, self.space, evaluated)) | _queued_full(study, self.space)
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
         best = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
         study.enqueue_trial(self.space.params_from_combo(best), user_attrs={"kind": QUEUED_FULL})
 
-    def _full_eval(self, study: Any, trial: Any) -> None:
-        """Run a queued full evaluation, stopping early once it cannot beat the best (racing)."""
-        import optuna
+    def _race(
+        self, study: Any, combo: Combo, examples: Sequence[Example], against_full_only: bool, keep_ties: bool = False
+    ) -> tuple[EvaluationResult, bool]:
+        """Evaluate ``combo`` on ``examples`` in chunks until done, or until it cannot win.
 
-        combo = self.space.combo_from_params(trial.params)
-        complete = _scores_by_kind(study, self.space, ("baseline", "full"))
-        best = max((score for scores in complete.values() for score in scores), default=float("-inf"))
-        try:
-            partial = self._race(combo, best)
-            result = partial or self.memo.evaluate(self.evaluate, self.space, combo, self.valset)
-        except BaseException:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        kind = "full" if partial is None else "full-pruned"
-        n = len(self.valset)
-        # A pruned combination is told the best it could have scored: TPE learns it is weak.
-        value = result.score if partial is None else (partial.score * partial.n + (n - partial.n)) / n
-        trial.set_user_attr("kind", kind)
-        for key, stat in self._stats(result).items():
-            trial.set_user_attr(key, stat)
-        study.tell(trial, value)
-        self._log(kind, combo, result, study)
-
-    def _race(self, combo: Combo, best: float) -> EvaluationResult | None:
-        """Evaluate ``combo`` on the valset until it provably cannot beat ``best``.
-
-        A full eval only matters if it beats the best full score (ties keep the incumbent),
-        so once even a perfect score on the remaining examples would not, the rest is not
-        worth paying for. Examples already scored in minibatches are counted first, free.
-        Returns None when the combination may still win (the caller finishes the eval), or
-        the partial result when it cannot.
+        An evaluation only matters if its combination may beat the best one so far, so it
+        stops once the combination's upper bound on the whole valset is no better than the
+        best lower bound of any other (see :meth:`_valset_bounds`). Full evaluations race
+        only against full scores: one stopped by a minibatch's promise could leave the
+        search without any fully evaluated winner. Examples this process already scored come
+        first, free. A tie cannot win either (the earlier combination is kept) unless
+        ``keep_ties``. Returns the result on the examples scored, and whether it stopped early.
         """
-        n = len(self.valset)
         known = self.memo.results.get(combo, {})
-        order = sorted(self.valset, key=lambda ex: ex.uid not in known)  # stable: scored ones first
-        size = sum(ex.uid in known for ex in self.valset)
-        chunk = max(8, 2 * self.evaluate.num_threads)
-        while size < n:
-            partial = self.memo.evaluate(self.evaluate, self.space, combo, order[:size])
-            if (partial.score * size + (n - size)) / n <= best:
-                return partial
-            size = min(n, size + chunk)
-        return None
+        order = sorted(examples, key=lambda ex: ex.uid not in known)  # stable: the free ones first
+        size = sum(ex.uid in known for ex in examples)
+        reference = self._race_reference(study, combo, against_full_only)
+        # One example at a time on one thread (every call may be the last one needed); with
+        # threads, a chunk per round so they all stay busy.
+        chunk = max(1, self.evaluate.num_threads)
+        while size < len(order):
+            upper = self._upper_bound(combo) if size else float("inf")
+            if upper < reference or (upper == reference and not keep_ties):
+                return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
+            size = min(len(order), size + chunk)
+            self.memo.evaluate(self.evaluate, self.space, combo, order[:size])
+        return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
+
+    def _valset_bounds(self, score: float, n: int) -> tuple[float, float]:
+        """Bounds on a combination's whole-valset score from its mean ``score`` on ``n`` valset examples.
+
+        The ``n`` scored examples are known; the rest of the valset is bounded by one-sided
+        Wilson bounds at ``race_confidence``, or by 0 and 1 (certain) when that is None.
+        """
+        size = len(self.valset)
+        n = min(n, size)
+        confidence = self.settings.race_confidence
+        low, high = rate_bounds(score, n, confidence) if confidence is not None and n else (0.0, 1.0)
+        return (score * n + low * (size - n)) / size, (score * n + high * (size - n)) / size
+
+    def _upper_bound(self, combo: Combo) -> float:
+        """The best valset score ``combo`` can still plausibly have, from every example this process scored."""
+        known = self.memo.results.get(combo, {})
+        mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
+        return self._valset_bounds(mean, len(known))[1]
+
+    def _race_reference(self, study: Any, combo: Combo, full_only: bool) -> float:
+        """What another combination surely scores on the valset: the best lower bound in the study.
+
+        A full eval gives an exact score; any other evaluation a lower bound from its
+        examples, counted unless ``full_only`` or without ``race_confidence``.
+        """
+        best = float("-inf")
+        for trial in _trials_of_kind(study, ALL_KINDS):
+            if self.space.combo_from_params(trial.params) == combo:
+                continue
+            n = int(trial.user_attrs.get("n", 0))
+            if n >= len(self.valset) or not (full_only or self.settings.race_confidence is None):
+                best = max(best, self._valset_bounds(float(trial.value), n)[0])
+        return best
 
     def _stats(self, result: EvaluationResult) -> dict[str, Any]:
         """Kept on each trial so any process can rebuild the full trial log from the study."""
@@ -438,7 +488,7 @@ def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
     """Every finished evaluation in the study, in order, with the best full score so far."""
     logs: list[TrialLog] = []
     best = float("-inf")
-    for trial in _trials_of_kind(study, ("baseline", "minibatch", "full", "full-pruned")):
+    for trial in _trials_of_kind(study, ALL_KINDS):
         kind = trial.user_attrs["kind"]
         if kind in ("baseline", "full"):
             best = max(best, float(trial.value))
@@ -518,6 +568,13 @@ def _trial_params(trial: Any) -> dict[str, Any]:
     """A trial's parameters, also for a queued trial another process has taken but not yet
     started: its parameters stay in ``fixed_params`` until that process suggests them."""
     return trial.params or trial.system_attrs.get("fixed_params", {})
+
+
+def _finished_search_trials(study: Any) -> list[Any]:
+    """Completed trials TPE asked for (not the baseline, not the full evals queued between them)."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("claimed")]
 
 
 def _waiting_trials(study: Any) -> list[Any]:

@@ -63,9 +63,9 @@ def main(cfg: dict) -> None:
         )
     result = {
         "score": program.score,
-        "own_minibatch_trials": own_trials.count("minibatch"),
+        "own_minibatch_trials": sum(kind.startswith("minibatch") for kind in own_trials),
         "task_calls": counter.calls,
-        "logged_minibatch_trials": sum(1 for t in program.trial_logs if t["kind"] == "minibatch"),
+        "logged_minibatch_trials": sum(t["kind"].startswith("minibatch") for t in program.trial_logs),
     }
     print(json.dumps(result))
 

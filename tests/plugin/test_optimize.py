@@ -32,9 +32,10 @@ def test_progress_lines_and_summary_table(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             "mipro food: optimizing",
-            "mipro food: baseline score 0.000 on 9 | best full 0.000 | calls * | tokens * | cost $* | *s",
-            "mipro food: trial 1/3 (full) score 1.000 on 9 | best full 1.000 | calls *",
-            "mipro food: trial 3/3 (full) *",
+            "mipro food: trial 1/3 (full) score 1.000 on 9 | best full 1.000 | calls * | tokens * | cost $* | *s",
+            "mipro food: trial 3/3 (full*) *",
+            # Scored last and stopped once it could not win: wrong on its first examples.
+            "mipro food: baseline-pruned score 0.000 on * | best full 1.000 | calls *",
             "*target*baseline -> optimized*threshold*trials*calls*cache hits*tokens*cost*time*",
             "food*0.000 -> 1.000*-*3*",
             "mipro: updated *prompts.lock: food",

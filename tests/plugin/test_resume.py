@@ -71,7 +71,7 @@ def _journal_trials(project: Project) -> list[optuna.trial.FrozenTrial]:
 
 def test_a_killed_optimize_run_resumes_without_repeating_trials(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     _with_faults(project)
-    monkeypatch.setenv("FAKE_CRASH_AFTER", "40")  # the baseline and a few trials, then the process dies
+    monkeypatch.setenv("FAKE_CRASH_AFTER", "12")  # the one-time steps and the first trial, then the process dies
     crashed = project.run_subprocess("--mipro-optimize", "--mipro-no-cache")
     assert crashed.ret == 17
     assert not project.lockfile.exists()  # nothing is written until a run completes

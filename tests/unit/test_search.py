@@ -48,16 +48,54 @@ def prompt_key(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(m["content"] for m in messages)
 
 
-def test_baseline_is_scored_first_on_the_full_valset(fake_model: Any) -> None:
+def test_baseline_is_scored_last_and_stops_once_it_cannot_win(fake_model: Any) -> None:
     runner = search(fake_model(task_answer))
     study = create_study(runner.settings)
     outcome = runner.run(study)
-    first = study.trials[0]
-    assert first.user_attrs["kind"] == "baseline"
-    assert first.params == {"0_predictor_instruction": 0, "0_predictor_demos": 0}
-    assert first.user_attrs["n"] == 12 and first.value == 0.0
-    assert outcome.baseline_score == 0.0
-    assert outcome.trial_logs[0].kind == "baseline"
+    last = max(study.trials, key=lambda t: t.number)
+    assert last.user_attrs["kind"] == "baseline-pruned"
+    assert last.params == {"0_predictor_instruction": 0, "0_predictor_demos": 0}
+    assert 0 < last.user_attrs["n"] < 12 and last.value == 0.0  # wrong every time: a few examples tell
+    assert outcome.baseline_score == 0.0 and outcome.best_score == 1.0
+    assert [t.kind for t in outcome.trial_logs].count("baseline-pruned") == 1
+    assert outcome.trial_logs[-1].kind == "baseline-pruned"
+
+
+def test_a_baseline_as_good_as_the_best_is_scored_in_full_and_kept(fake_model: Any) -> None:
+    program = Predict("item -> kind", instructions=INSTRUCTIONS[1])  # the rule: right every time
+    good = SearchSpace(program, {"self": [INSTRUCTIONS[1], INSTRUCTIONS[2]]}, {"self": demo_sets()})
+    runner = search(fake_model(task_answer), space=good)
+    outcome = runner.run()
+    assert outcome.trial_logs[-1].kind == "baseline" and outcome.trial_logs[-1].num_examples == 12
+    assert outcome.best_combo == good.baseline() and outcome.best_score == outcome.baseline_score == 1.0
+
+
+def test_racing_stops_a_minibatch_trial_that_cannot_win_and_tells_what_it_saw(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer), num_trials=10, minibatch_size=10)
+    study = create_study(runner.settings)
+    runner.run(study)
+    pruned = trials(study, "minibatch-pruned")
+    losers = [t for t in pruned if not optimal(t.params)]
+    assert losers, "the combinations that score 0 should be stopped early"
+    for trial in losers:
+        assert trial.user_attrs["n"] < 10 and trial.value == 0.0  # the mean of what it scored
+    # A perfect combination stops too once another already scored 1.0 in full: a tie cannot win.
+    assert all(t.value == 1.0 for t in pruned if optimal(t.params))
+
+
+def test_without_race_confidence_only_certain_losers_are_stopped(fake_model: Any) -> None:
+    runner = search(fake_model(task_answer), num_trials=10, minibatch_size=10, race_confidence=None)
+    study = create_study(runner.settings)
+    outcome = runner.run(study)
+    checker = Evaluate(devset=runner.valset, metric=exact_match)
+    stopped = [t for t in study.trials if str(t.user_attrs.get("kind", "")).endswith("-pruned")]
+    assert stopped
+    for trial in stopped:
+        # Even a perfect score on the examples it skipped would not have beaten the best.
+        seen = trial.value * trial.user_attrs["n"]
+        assert (seen + len(runner.valset) - trial.user_attrs["n"]) / len(runner.valset) <= outcome.best_score
+        full = checker(runner.space.build(runner.space.combo_from_params(trial.params))).score
+        assert full <= outcome.best_score
 
 
 def test_full_evals_are_recorded_with_their_true_params_and_scores(fake_model: Any) -> None:
@@ -65,9 +103,9 @@ def test_full_evals_are_recorded_with_their_true_params_and_scores(fake_model: A
     study = create_study(runner.settings)
     outcome = runner.run(study)
     full = trials(study, "full") + trials(study, "full-pruned")
-    minibatch = trials(study, "minibatch")
+    minibatch = trials(study, "minibatch") + trials(study, "minibatch-pruned")
     assert len(minibatch) == 8
-    assert len(full) == 4  # after every 2 minibatch trials
+    assert 1 <= len(full) <= 4  # after every 2 minibatch trials, unless no unpruned combination is left
     assert any(t.params["0_predictor_demos"] != 0 for t in full)  # the demo index matters here
     checker = Evaluate(devset=runner.valset, metric=exact_match)
     tried = [t.params for t in minibatch]
@@ -84,9 +122,9 @@ def test_full_eval_picks_the_best_average_combination_not_yet_evaluated(fake_mod
     study = create_study(runner.settings)
     runner.run(study)
     ordered = sorted(study.trials, key=lambda t: t.number)
-    evaluated: list[dict[str, int]] = [ordered[0].params]
+    evaluated: list[dict[str, int]] = []
     means: dict[tuple[int, ...], list[float]] = {}
-    for trial in ordered[1:]:
+    for trial in ordered:
         kind = trial.user_attrs.get("kind")
         key = tuple(sorted(trial.params.items()))
         if kind == "minibatch":
@@ -113,7 +151,7 @@ def test_a_search_with_one_combination_does_not_crash(fake_model: Any) -> None:
     runner = search(task, space=one, num_trials=4, full_eval_steps=1)
     with configure(cache=False):
         outcome = runner.run()
-    assert task.calls == 12  # the baseline; minibatches reuse its predictions
+    assert task.calls == 12  # the first full eval; later trials and the baseline reuse its predictions
     assert outcome.best_combo == ((0, 0),) and outcome.best_score == 0.0
 
 
@@ -121,10 +159,12 @@ def test_without_minibatches_every_trial_is_a_full_eval(fake_model: Any) -> None
     runner = search(fake_model(task_answer), minibatch=False, num_trials=6)
     study = create_study(runner.settings)
     outcome = runner.run(study)
-    assert len(trials(study, "full")) == 6 and not trials(study, "minibatch")
+    assert len(trials(study, "full") + trials(study, "full-pruned")) == 6 and not trials(study, "minibatch")
     assert all(t.user_attrs["n"] == 12 for t in trials(study, "full"))
     assert outcome.best_score == 1.0
-    assert [t.kind for t in outcome.trial_logs] == ["baseline"] + ["full"] * 6
+    kinds = [t.kind for t in outcome.trial_logs]
+    assert {k.removesuffix("-pruned") for k in kinds[:-1]} == {"full"} and len(kinds) == 7
+    assert kinds[-1].startswith("baseline")
 
 
 def test_minibatches_depend_on_the_seed_and_are_reproducible(fake_model: Any) -> None:
@@ -150,13 +190,14 @@ def test_same_seed_same_trials(fake_model: Any) -> None:
 def test_a_spent_budget_returns_the_best_so_far(fake_model: Any) -> None:
     task = fake_model(task_answer)
     runner = search(task, minibatch=False, num_trials=10)
-    with context(budget=Budget(max_calls=12 * 4 + 5)), configure(cache=False):
+    with context(budget=Budget(max_calls=12 + 5)), configure(cache=False):
         outcome = runner.run()
     assert outcome.stopped_by_budget
-    assert task.calls == 12 * 4 + 5
-    full = [t for t in outcome.trial_logs if t.kind in ("baseline", "full")]
-    assert 4 <= len(full) < 11  # the search stopped before its 10 trials
-    assert outcome.best_score == max(t.score for t in full)
+    assert task.calls == 12 + 5
+    full = [t for t in outcome.trial_logs if t.kind == "full"]
+    assert 1 <= len(outcome.trial_logs) < 10  # the search stopped before its 10 trials
+    assert full and outcome.best_score == max(t.score for t in full)
+    assert not any(t.kind.startswith("baseline") for t in outcome.trial_logs)
 
 
 def test_zero_shot_space_searches_instructions_only() -> None:

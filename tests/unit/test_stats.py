@@ -21,6 +21,7 @@ from pytest_mipro.stats import (
     norm_ppf,
     paired_bootstrap_p,
     paired_t_p,
+    rate_bounds,
     regression_test,
     regularized_incomplete_beta,
     settled_verdict,
@@ -359,3 +360,17 @@ def test_curtailment_never_changes_verdict(
     for k in range(len(scores) + 1):
         claimed = settled_verdict(scores[:k], len(scores), threshold, confidence)
         assert claimed is None or claimed == full.verdict
+
+
+@given(st.integers(0, 60), st.integers(1, 60))
+def test_rate_bounds_are_the_one_sided_wilson_bounds(successes: int, n: int) -> None:
+    successes = min(successes, n)
+    assert rate_bounds(successes / n, n) == pytest.approx(wilson_interval(successes, n))
+
+
+@given(st.floats(0.0, 1.0), st.integers(1, 200), st.sampled_from([0.8, 0.95, 0.99]))
+def test_rate_bounds_bracket_a_partial_credit_mean_and_widen_with_confidence(rate: float, n: int, confidence: float) -> None:
+    low, high = rate_bounds(rate, n, confidence)
+    assert 0.0 <= low <= rate <= high <= 1.0
+    wider = rate_bounds(rate, n, 0.999)
+    assert wider[0] <= low + 1e-12 and high <= wider[1] + 1e-12
