@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.save:
         optimized.save(args.save)
     best = optimized.dump_state()["self"]
-    minibatches = sum(t.kind == "minibatch" for t in result.trial_logs)
-    full_evals = len(result.trial_logs) - minibatches
+    kinds = [t.kind for t in result.trial_logs]
+    minibatches = sum(k.startswith("minibatch") for k in kinds)
+    full_evals = sum(k.startswith("full") for k in kinds)
+    stopped = sum(k.endswith("-pruned") for k in kinds)
     return [
         ("model", f"{LOCAL_MODEL} (task max_tokens=16, prompt model max_tokens=160)"),
         ("data", f"AG News: train {len(train)} (default split {len(result.valset_ids)} validation), held-out test {len(test)}"),
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
         ("held-out accuracy, unoptimized", f"{before.score:.3f} (parse failures {before.parse_failures}/{before.n})"),
         ("held-out accuracy, optimized", f"**{after.score:.3f}** (parse failures {after.parse_failures}/{after.n})"),
         ("validation score, baseline -> best", f"{result.baseline_score:.3f} -> {result.score:.3f}"),
-        ("trials", f"{result.num_trials}: {minibatches} minibatch evaluations, {full_evals} full (baseline included)"),
+        ("trials", (f"{result.num_trials}: {minibatches} minibatch evaluations, {full_evals} full, then the baseline; "
+                    f"{stopped} of these stopped early by racing")),
         ("optimized program", f"{len(best['demos'])} demos; instruction: {json.dumps(best['instructions'])[:160]}"),
         ("task LM calls (compile)", str(result.task_usage.get("calls", 0))),
         ("prompt LM calls (compile)", str(result.prompt_model_total_calls)),
