@@ -160,7 +160,7 @@ class SearchSettings:
     poll_interval: float = 0.2  # seconds between looks at a study another process is still working on
     stale_after: float = 3600.0  # a trial running longer than this belongs to a dead process: not waited for
     # Stop an evaluation once the candidate is, at this one-sided confidence, worse on the
-    # valset than the best so far. None races only where that is certain (full evals).
+    # valset than the best so far. None stops only evaluations that certainly cannot win.
     race_confidence: float | None = 0.95
 
 
@@ -219,7 +219,7 @@ class BayesianSearch:
         baseline = self.space.baseline()
         full_scores = {combo: scores[-1] for combo, scores in full.items()}
         best_combo = max(full_scores, key=lambda c: (full_scores[c], c == baseline)) if full_scores else baseline
-        # A baseline stopped by racing keeps the score it had when it provably could not win.
+        # A baseline stopped by racing keeps its score on the examples it saw.
         pruned_baseline = _scores_by_kind(study, self.space, ("baseline" + PRUNED,)).get(baseline, [float("nan")])
         return SearchOutcome(
             best_combo=best_combo,
@@ -234,7 +234,7 @@ class BayesianSearch:
     def ensure_baseline(self, study: Any) -> bool:
         """Queue the unoptimized program's full evaluation once per study; True if this queued it.
 
-        The reference scores it first. Scored last, it races against the best program
+        dspy.MIPROv2 scores it first. Scored last, it races against the best program
         found: a baseline that cannot win (the usual case) costs a few examples, not the
         whole valset, and one that can is scored in full and kept when nothing beats it.
         """
