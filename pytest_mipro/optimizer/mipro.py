@@ -376,6 +376,7 @@ class _Run:
             switches=self.switches,
             view_data_batch_size=self.view_data_batch_size,
             init_temperature=self.opt.init_temperature,
+            num_threads=self.opt.num_threads or 1,
         )
         return proposer.propose(demo_sets, self.plan.num_instruct_candidates)
 

@@ -4,18 +4,21 @@ Each proposal sees (switches permitting) a summary of the training data, a descr
 the program and of the predictor's role in it, up to three bootstrapped demos and a random
 prompting tip. Better than the reference: descriptions are made once per run instead of
 once per proposal, no proposal is thrown away (slot 0 is the original instruction, so
-only the new ones are requested), and a reply that does not parse loses one candidate
-instead of crashing the run.
+only the new ones are requested), a reply that does not parse loses one candidate
+instead of crashing the run, and a predictor's proposals are requested ``num_threads`` at a
+time (their random draws are made in order first, so the candidates do not depend on it).
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +119,7 @@ class GroundedProposer:
     switches: ProposerSwitches = field(default_factory=ProposerSwitches)
     view_data_batch_size: int = 10
     init_temperature: float = 1.0
+    num_threads: int = 1
     failed_proposals: int = 0
 
     def propose(self, demo_sets: dict[str, list[list[Example]]], num_candidates: int) -> dict[str, list[str]]:
@@ -127,9 +131,14 @@ class GroundedProposer:
             for name, predictor in named:
                 role = self._module_description(predictor, context)
                 sets = demo_sets.get(name, [])
-                for i in range(1, num_candidates):
-                    text = self._propose_one(predictor, context, role, _bootstrapped_demos(sets, i))
-                    if text and text not in candidates[name]:
+                requests = [
+                    self._proposal_request(predictor, context, role, _bootstrapped_demos(sets, i))
+                    for i in range(1, num_candidates)
+                ]
+                for text in self._proposals(requests):
+                    if not text:
+                        self.failed_proposals += 1
+                    elif text not in candidates[name]:
                         candidates[name].append(text)
         except BudgetExceeded:
             log.warning("budget spent while proposing instructions; searching with the candidates so far")
@@ -176,7 +185,10 @@ class GroundedProposer:
             module=_module_text(predictor),
         )
 
-    def _propose_one(self, predictor: Predict, context: dict[str, str], role: str, demos: list[Example]) -> str:
+    def _proposal_request(
+        self, predictor: Predict, context: dict[str, str], role: str, demos: list[Example]
+    ) -> tuple[Signature, int, dict[str, str]]:
+        """One proposal's signature, sample id and inputs, with its random draws (tip, sample) made now."""
         tip_key = self.rng.choice(sorted(TIPS)) if self.switches.tip_aware else "none"
         sample_id = self.rng.randint(0, 10**9)
         inputs = {
@@ -187,13 +199,30 @@ class GroundedProposer:
             "basic_instruction": predictor.instructions,
             "tip": TIPS[tip_key],
         }
-        signature = _without_empty_fields(ProposeInstruction(), inputs)
+        return _without_empty_fields(ProposeInstruction(), inputs), sample_id, {k: v for k, v in inputs.items() if v}
+
+    def _proposals(self, requests: list[tuple[Signature, int, dict[str, str]]]) -> Iterator[str]:
+        """The proposed instructions ("" for a reply that did not parse), in request order."""
         lm = self.prompt_model.copy(temperature=self.init_temperature)
-        text = self._ask(signature, lm=lm, sample_id=sample_id, **{k: v for k, v in inputs.items() if v})
-        cleaned = strip_prefix(text)
-        if not cleaned:
-            self.failed_proposals += 1
-        return cleaned
+
+        def ask(request: tuple[Signature, int, dict[str, str]]) -> str:
+            signature, sample_id, inputs = request
+            return strip_prefix(self._ask(signature, lm=lm, sample_id=sample_id, **inputs))
+
+        if self.num_threads <= 1 or len(requests) <= 1:
+            yield from map(ask, requests)
+            return
+        with ThreadPoolExecutor(min(self.num_threads, len(requests))) as pool:
+            # Contexts copied here: worker threads start without this run's LM and budget.
+            futures = [pool.submit(contextvars.copy_context().run, ask, request) for request in requests]
+        spent: BudgetExceeded | None = None
+        for future in futures:
+            try:
+                yield future.result()
+            except BudgetExceeded as exc:  # keep every reply that was paid for, then stop
+                spent = exc
+        if spent is not None:
+            raise spent
 
     def _ask(self, signature: Any, *, lm: LM | None = None, sample_id: int | None = None, **inputs: Any) -> str:
         """One prompt-model call; an unparsable reply gives "" (counted), never an exception."""

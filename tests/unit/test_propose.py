@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import random
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from pytest_mipro import Budget, ChainOfThought, Example, Module, Predict, Prediction, context
+from pytest_mipro import Budget, ChainOfThought, Example, Module, Predict, Prediction, configure, context
 from pytest_mipro.optimizer.propose import TIPS, GroundedProposer, ProposerSwitches, strip_prefix, summary_calls
 
 from ._tasks import RULE, asked_for, foods, prompt_answer
@@ -213,8 +215,34 @@ def test_strip_prefix(reply: str, expected: str) -> None:
     assert strip_prefix(reply) == expected
 
 
-def test_a_spent_budget_keeps_the_candidates_so_far(fake_model: Any) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_spent_budget_keeps_the_candidates_so_far(fake_model: Any, threads: int) -> None:
     fake = fake_model(prompt_answer)
     with context(budget=Budget(max_calls=3)):
-        candidates = proposer(fake, data_aware=False, program_aware=False).propose({"self": demo_sets()}, num_candidates=6)
-    assert len(candidates["self"]) == 4 and fake.calls == 3
+        asker = proposer(fake, data_aware=False, program_aware=False)
+        asker.num_threads = threads
+        candidates = asker.propose({"self": demo_sets()}, num_candidates=6)
+    assert len(candidates["self"]) == 4 and fake.calls == 3  # every paid reply is kept
+
+
+def test_proposals_are_asked_num_threads_at_a_time_and_do_not_depend_on_it(fake_model: Any) -> None:
+    lock = threading.Lock()
+    in_flight, peak = [0], [0]
+
+    def slow(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        if asked_for(messages) == "Proposed instruction":
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.05)
+            with lock:
+                in_flight[0] -= 1
+        return prompt_answer(messages, params)
+
+    with configure(cache=False):
+        serial = proposer(fake_model(prompt_answer)).propose({"self": demo_sets()}, num_candidates=6)
+        threaded = proposer(fake_model(slow))
+        threaded.num_threads = 4
+        parallel = threaded.propose({"self": demo_sets()}, num_candidates=6)
+    assert parallel == serial and len(serial["self"]) == 6  # same draws, same order
+    assert peak[0] == 4  # five proposals, four at a time
