@@ -268,3 +268,24 @@ def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet
 
     assert task.calls == len(runner.valset)
     assert all(RULE in messages[0]["content"] for messages in task.messages)  # instruction 1
+
+
+def test_a_rerun_scores_the_baseline_a_spent_budget_left_unscored(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    with configure(cache=False):
+        whole = search(task, minibatch=False, num_trials=3).run()
+    before_baseline = task.calls - whole.trial_logs[-1].num_examples
+
+    runner = search(fake_model(task_answer), minibatch=False, num_trials=3)
+    study = create_study(runner.settings)
+    with context(budget=Budget(max_calls=before_baseline)), configure(cache=False):
+        first = runner.run(study)
+    assert first.stopped_by_budget and first.baseline_score != first.baseline_score  # NaN: never scored
+
+    again = search(task, minibatch=False, num_trials=3)
+    calls = task.calls
+    with configure(cache=False):
+        second = again.run(study)
+    assert second.trial_logs[-1].kind.startswith("baseline") and second.baseline_score == 0.0
+    assert task.calls - calls == second.trial_logs[-1].num_examples  # only the baseline was scored
+    assert sum(t.kind.startswith("full") for t in second.trial_logs) == 3  # no search trial repeated
