@@ -125,11 +125,18 @@ class ScoreMemo:
 
     results: dict[Combo, dict[str, ExampleResult]] = field(default_factory=dict)
 
-    def evaluate(self, evaluate: Evaluate, space: SearchSpace, combo: Combo, examples: Sequence[Example]) -> EvaluationResult:
+    def evaluate(
+        self,
+        evaluate: Evaluate,
+        space: SearchSpace,
+        combo: Combo,
+        examples: Sequence[Example],
+        program: Module | None = None,  # ``space.build(combo)``, when the caller built it already
+    ) -> EvaluationResult:
         known = self.results.setdefault(combo, {})
         missing = [ex for ex in examples if ex.uid not in known]
         if missing:
-            fresh = evaluate(space.build(combo), missing)
+            fresh = evaluate(program if program is not None else space.build(combo), missing)
             for result in fresh.results:
                 known[result.example.uid] = result
         results = [known[ex.uid] for ex in examples]
@@ -402,12 +409,14 @@ class BayesianSearch:
         # One example at a time on one thread (every call may be the last one needed); with
         # threads, a chunk per round so they all stay busy.
         chunk = max(1, self.evaluate.num_threads)
+        program: Module | None = None  # built once, not once per chunk
         while size < len(order):
             upper = self._upper_bound(combo) if size else float("inf")
             if upper < reference or (upper == reference and not keep_ties):
                 return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
+            program = program if program is not None else self.space.build(combo)
+            self.memo.evaluate(self.evaluate, self.space, combo, order[size : size + chunk], program)
             size = min(len(order), size + chunk)
-            self.memo.evaluate(self.evaluate, self.space, combo, order[:size])
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
     def _valset_bounds(self, score: float, n: int) -> tuple[float, float]:
