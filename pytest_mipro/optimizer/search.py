@@ -31,7 +31,14 @@ log = logging.getLogger("pytest_mipro")
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
 QUEUED_FULL = "full-queued"  # a queued full evaluation, until a process runs it (kind becomes full or full-pruned)
 PRUNED = "-pruned"  # kind suffix of an evaluation stopped early by racing
-ALL_KINDS = ("baseline", "minibatch", "full") + tuple(k + PRUNED for k in ("baseline", "minibatch", "full"))
+
+
+def with_pruned(*kinds: str) -> tuple[str, ...]:
+    """The kinds and their racing-stopped variants."""
+    return kinds + tuple(kind + PRUNED for kind in kinds)
+
+
+ALL_KINDS = with_pruned("baseline", "minibatch", "full")
 
 
 @dataclass(frozen=True)
@@ -381,8 +388,7 @@ class BayesianSearch:
         scores = _scores_by_kind(study, self.space, ("minibatch",))
         if score is not None:
             scores.setdefault(combo, []).append(score)
-        evaluated = ("baseline", "full") + tuple(k + PRUNED for k in ("baseline", "full"))
-        done = set(_scores_by_kind(study, self.space, evaluated)) | _queued_full(study, self.space)
+        done = set(_scores_by_kind(study, self.space, with_pruned("baseline", "full"))) | _queued_full(study, self.space)
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
@@ -443,12 +449,13 @@ class BayesianSearch:
         A full eval gives an exact score; any other evaluation a lower bound from its
         examples, counted unless ``full_only`` or without ``race_confidence``.
         """
+        partial_counts = not full_only and self.settings.race_confidence is not None
         best = float("-inf")
         for trial in _trials_of_kind(study, ALL_KINDS):
             if self.space.combo_from_params(trial.params) == combo:
                 continue
             n = int(trial.user_attrs.get("n", 0))
-            if n >= len(self.valset) or not (full_only or self.settings.race_confidence is None):
+            if n >= len(self.valset) or partial_counts:
                 best = max(best, self._valset_bounds(float(trial.value), n)[0])
         return best
 
