@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import BudgetExceeded, ConfigError
+from ..errors import ConfigError
 from ..example import Example
 from ..lm import LM, Budget, Usage, default_lm
 from ..program import Module
@@ -312,7 +312,7 @@ class _Run:
             if self.opt.checkpoint is None:
                 space = self._candidates()
                 search = self._searcher(space, search_settings)
-                outcome = self._search(search, create_study(search_settings))
+                outcome = search.run(create_study(search_settings))
             else:
                 space, search, outcome = self._shared_search(self.opt.checkpoint, search_settings)
         self.example_scores = search.memo.known_scores(self.plan.valset)
@@ -322,7 +322,7 @@ class _Run:
 
     def _shared_search(
         self, checkpoint: Checkpoint, settings: SearchSettings
-    ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome | None]:
+    ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome]:
         """The search on the checkpoint's study; one-time steps are done by whoever comes first."""
         with checkpoint.setup_lock():
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
@@ -338,7 +338,7 @@ class _Run:
                 saved = publish_candidates(study, fresh.instructions, fresh.demo_sets)
             space = self._space(*saved)
             search = self._searcher(space, settings)
-        return space, search, self._search(search, study)
+        return space, search, search.run(study)
 
     def _candidates(self) -> SearchSpace:
         demo_sets = self._bootstrap()
@@ -403,22 +403,15 @@ class _Run:
             search.claim = self.opt.checkpoint.claim
         return search
 
-    def _search(self, search: BayesianSearch, study: Any) -> SearchOutcome | None:
-        try:
-            return search.run(study)
-        except BudgetExceeded as exc:
-            log.warning("%s before any program was scored; returning the student unchanged", exc)
-            return None
-
     def _result(
         self,
         space: SearchSpace,
-        outcome: SearchOutcome | None,
+        outcome: SearchOutcome,
         task_usage: dict[str, Any],
         prompt_usage: dict[str, Any],
         seconds: float,
     ) -> OptimizationResult:
-        combo = outcome.best_combo if outcome else space.baseline()
+        combo = outcome.best_combo
         best = space.build(combo)
         candidates = sorted(
             (
@@ -429,16 +422,16 @@ class _Run:
                     "scores": self.example_scores.get(c),  # per valset example, None if scored elsewhere
                     "prompt_chars": space.prompt_chars(c),
                 }
-                for c, score in (outcome.full_scores.items() if outcome else [])
+                for c, score in outcome.full_scores.items()
             ),
             key=lambda c: -float(c["score"]),  # type: ignore[arg-type]
         )
         prompt_calls = prompt_usage.get("calls", 0)
         result = OptimizationResult(
             program=best,
-            score=outcome.best_score if outcome else float("nan"),
-            baseline_score=outcome.baseline_score if outcome else None,
-            trial_logs=outcome.trial_logs if outcome else [],
+            score=outcome.best_score,
+            baseline_score=outcome.baseline_score,
+            trial_logs=outcome.trial_logs,
             candidate_programs=candidates,
             instruction_candidates=space.instructions,
             demo_candidates=space.demo_sets,
@@ -451,7 +444,7 @@ class _Run:
             prompt_model_total_calls=prompt_calls,
             task_usage=task_usage,
             prompt_usage=prompt_usage,
-            stopped_by_budget=bool(outcome and outcome.stopped_by_budget) or self.budget.exhausted,
+            stopped_by_budget=outcome.stopped_by_budget or self.budget.exhausted,
             seconds=seconds,
             params=space.params_from_combo(combo),
         )
