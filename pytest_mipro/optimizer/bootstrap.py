@@ -11,11 +11,9 @@ crashing, and duplicate sets are dropped so the search never spends trials on tw
 
 from __future__ import annotations
 
-import contextvars
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +21,7 @@ from .. import config
 from ..errors import BudgetExceeded
 from ..example import Example
 from ..program import Module, TraceStep
+from ._threads import run_in_threads
 from .evaluate import TooManyErrors, metric_score
 
 DemoSets = dict[str, list[list[Example]]]  # predictor name -> candidate demo sets
@@ -120,9 +119,7 @@ class Bootstrapper:
         if len(todo) <= 1:
             return
         self._teacher_program()  # build it once, before the threads share it
-        contexts = [contextvars.copy_context() for _ in todo]  # copied here: worker threads start empty
-        with ThreadPoolExecutor(len(todo)) as pool:
-            runs = list(pool.map(lambda ctx, ex: ctx.run(self._run_teacher_once, ex), contexts, todo))
+        runs = [future.result() for future in run_in_threads(self._run_teacher_once, todo, len(todo))]
         for example, run in zip(todo, runs):
             self._runs[example.uid] = run
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BudgetExceeded, MiproError
 from ..example import Example, Prediction
 from ..program import Module
+from ._threads import run_in_threads
 
 log = logging.getLogger("pytest_mipro")
 Metric = Callable[..., Any]
@@ -104,9 +103,8 @@ class Evaluate:
         if self.num_threads <= 1 or len(examples) <= 1:
             results = [self._run_one(program, ex, state) for ex in examples]
         else:
-            with ThreadPoolExecutor(self.num_threads) as pool:
-                futures = [pool.submit(contextvars.copy_context().run, self._run_one, program, ex, state) for ex in examples]
-                results = [f.result() for f in futures]
+            futures = run_in_threads(lambda ex: self._run_one(program, ex, state), examples, self.num_threads)
+            results = [f.result() for f in futures]
         score = sum(r.score for r in results) / len(results) if results else 0.0
         if self.display_progress:
             log.info("Evaluated %d examples: score %.3f", len(results), score)

@@ -11,14 +11,12 @@ time (their random draws are made in order first, so the candidates do not depen
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
 import math
 import random
 import re
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +26,7 @@ from ..example import Example
 from ..lm import LM
 from ..program import Module, Predict
 from ..signature import InputField, OutputField, Signature
+from ._threads import run_in_threads
 
 log = logging.getLogger("pytest_mipro")
 
@@ -212,9 +211,7 @@ class GroundedProposer:
         if self.num_threads <= 1 or len(requests) <= 1:
             yield from map(ask, requests)
             return
-        with ThreadPoolExecutor(min(self.num_threads, len(requests))) as pool:
-            # Contexts copied here: worker threads start without this run's LM and budget.
-            futures = [pool.submit(contextvars.copy_context().run, ask, request) for request in requests]
+        futures = run_in_threads(ask, requests, min(self.num_threads, len(requests)))
         spent: BudgetExceeded | None = None
         for future in futures:
             try:

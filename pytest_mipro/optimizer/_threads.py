@@ -1,0 +1,21 @@
+"""Thread pools that carry the caller's context (the configured LM, budget and cache)."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_in_threads(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[Future[R]]:
+    """Run ``fn(item)`` for every item on ``max_workers`` threads; the futures, in item order, once all are done.
+
+    Each call runs in a copy of the caller's context, taken here: pool threads start with
+    an empty one, so they would not see this run's LM or budget.
+    """
+    with ThreadPoolExecutor(max_workers) as pool:
+        return [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
