@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import os
 from types import ModuleType
 
@@ -13,6 +15,10 @@ def get_litellm() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    # litellm brings openai and pydantic: a large object graph that the interpreter's last
+    # garbage collection walks for most of a second at exit, in every process (each xdist
+    # worker too). Freezing the heap at exit skips that walk; the OS frees the memory anyway.
+    atexit.register(gc.freeze)
     litellm.suppress_debug_info = True
     litellm.drop_params = True  # providers ignore params they do not know instead of failing
     from . import fake, local

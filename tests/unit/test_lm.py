@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -265,3 +266,20 @@ def test_default_lm_without_configuration_explains_how(monkeypatch: pytest.Monke
     monkeypatch.setattr(local, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="no language model is configured"):
         default_lm()
+
+
+def test_loading_litellm_freezes_the_heap_at_exit_so_the_last_collection_is_skipped() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, gc\n"
+        "from pytest_mipro.lm._litellm import get_litellm\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "get_litellm()\n"
+        "atexit._run_exitfuncs()\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    assert int(done.stdout) > 100_000  # litellm's objects, which exit would otherwise walk
