@@ -123,7 +123,9 @@ def _session(config: pytest.Config) -> MiproSession:
             lock_entry=lambda entry: config.hook.pytest_mipro_lock_entry(target_name=entry.name, entry=entry),
             target_finished=lambda record: config.hook.pytest_mipro_target_finished(target_name=record["target"], record=record),
         )
-        config.stash[SESSION_KEY] = MiproSession(config.stash[SETTINGS_KEY], callbacks)
+        settings = config.stash[SETTINGS_KEY]
+        peers = 1 + (distributed.helpers_per_target(config) if settings.optimize else 0)
+        config.stash[SESSION_KEY] = MiproSession(settings, callbacks, peers=peers)
     return config.stash[SESSION_KEY]
 
 

@@ -90,7 +90,7 @@ class TargetRun:
 class MiproSession:
     """Runs targets in the mode the settings say, and remembers what happened."""
 
-    def __init__(self, settings: MiproSettings, callbacks: Callbacks | None = None) -> None:
+    def __init__(self, settings: MiproSettings, callbacks: Callbacks | None = None, *, peers: int = 1) -> None:
         self.settings = settings
         self.callbacks = callbacks or Callbacks()
         self.records: list[dict[str, Any]] = []
@@ -104,6 +104,7 @@ class MiproSession:
         # from any other run id were left by an interrupted run.
         self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
         self.worker = _worker_number(os.environ.get("PYTEST_XDIST_WORKER", ""))
+        self.peers = peers  # processes working on each target's study: this one and its helpers
 
     # ------------------------------------------------------------ state
 
@@ -132,6 +133,7 @@ class MiproSession:
             storage_url=self.settings.storage,
             run_id=self.run_id,
             worker=self.worker,
+            peers=self.peers,
         )
 
     def _models(self) -> tuple[LM, LM | None]:

@@ -123,6 +123,7 @@ class RunConfig:
     storage_url: str | None = None  # a database study shared with other runs and machines
     run_id: str = ""
     worker: int = 0  # this process's index among those sharing the run (xdist workers)
+    peers: int = 1  # processes of the run that work on each target's study (see Checkpoint.peers)
 
 
 @dataclass(frozen=True)
@@ -473,6 +474,7 @@ def _checkpoint(
         study_name=f"{slug}-{digest}",
         run_id=run.run_id or uuid.uuid4().hex,
         worker=run.worker,
+        peers=run.peers,
     )
 
 

@@ -116,6 +116,10 @@ class LM:
         """Request parameters that can change a reply (part of the cache key and fingerprints)."""
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.kwargs}
 
+    def warm_up(self) -> None:
+        """Import litellm now (seconds of CPU on a small machine) instead of at the first call."""
+        get_litellm()
+
     def __call__(self, messages: Messages, **overrides: Any) -> str:
         return self.complete(messages, **overrides).text
 

@@ -35,6 +35,10 @@ class Checkpoint:
     study_name: str = "mipro"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     worker: int = 0  # which of the processes sharing this checkpoint; varies the sampler's seed
+    # Processes of this run that share the study (an xdist run's locking worker and its
+    # helpers). While one does the one-time steps the others wait, so it may use their share
+    # of concurrent LM calls.
+    peers: int = 1
     stale_after: float = 3600.0  # seconds after which a RUNNING trial in a database study is taken as dead
 
     def __post_init__(self) -> None:

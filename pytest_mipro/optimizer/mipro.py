@@ -194,6 +194,8 @@ class MIPROv2:
         )
         if self.checkpoint is not None:
             search.constant_liar = True  # processes sharing a study must not pile onto one trial
+            # Other processes: this run's peers, or other runs on a database study.
+            search.shared = self.checkpoint.peers > 1 or bool(self.checkpoint.storage_url)
             search.sampler_seed = plan.seed + self.checkpoint.worker
             search.run_id = self.checkpoint.run_id
             search.stale_after = self.checkpoint.stale_after
@@ -323,7 +325,15 @@ class _Run:
     def _shared_search(
         self, checkpoint: Checkpoint, settings: SearchSettings
     ) -> tuple[SearchSpace, BayesianSearch, SearchOutcome]:
-        """The search on the checkpoint's study; one-time steps are done by whoever comes first."""
+        """The search on the checkpoint's study; one-time steps are done by whoever comes first.
+
+        The processes of a run arrive here together. The first takes the lock and makes LM
+        calls, on its peers' share of threads too, since they only wait; the others load the
+        LM client library before they queue for the lock rather than after it, which takes
+        seconds of CPU that the waiting leaves spare.
+        """
+        if checkpoint.peers > 1:
+            self.task_model.warm_up()
         with checkpoint.setup_lock():
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
             if not checkpoint.storage_url:
@@ -333,21 +343,23 @@ class _Run:
                 log.info("resuming: %d unfinished trial(s) of an interrupted run marked failed", stale)
             saved = load_candidates(study)
             if saved is None:
-                fresh = self._candidates()
+                fresh = self._candidates(threads=(self.opt.num_threads or 1) * checkpoint.peers)
                 # Another machine may have published first; everyone uses the first published set.
                 saved = publish_candidates(study, fresh.instructions, fresh.demo_sets)
             space = self._space(*saved)
             search = self._searcher(space, settings)
         return space, search, search.run(study)
 
-    def _candidates(self) -> SearchSpace:
-        demo_sets = self._bootstrap()
-        return self._space(self._propose(demo_sets), demo_sets)
+    def _candidates(self, threads: int | None = None) -> SearchSpace:
+        """Bootstrap demo sets and propose instructions (on ``threads``, default ``num_threads``)."""
+        threads = threads or self.opt.num_threads or 1
+        demo_sets = self._bootstrap(threads)
+        return self._space(self._propose(demo_sets, threads), demo_sets)
 
     def _space(self, instructions: dict[str, list[str]], demo_sets: DemoSets) -> SearchSpace:
         return SearchSpace(self.student, instructions, demo_sets, search_demos=not self.plan.zero_shot)
 
-    def _bootstrap(self) -> DemoSets:
+    def _bootstrap(self, threads: int) -> DemoSets:
         plan = self.plan
         boot, labeled = plan.max_bootstrapped, plan.max_labeled
         if plan.zero_shot:
@@ -362,12 +374,12 @@ class _Run:
             teacher_settings=self.opt.teacher_settings,
             max_errors=10 if self.opt.max_errors is None else self.opt.max_errors,
             rng=self.rng,
-            num_threads=self.opt.num_threads or 1,
+            num_threads=threads,
         )
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)
 
-    def _propose(self, demo_sets: DemoSets) -> dict[str, list[str]]:
+    def _propose(self, demo_sets: DemoSets, threads: int) -> dict[str, list[str]]:
         proposer = GroundedProposer(
             prompt_model=self.prompt_model,
             program=self.student,
@@ -376,7 +388,7 @@ class _Run:
             switches=self.switches,
             view_data_batch_size=self.view_data_batch_size,
             init_temperature=self.opt.init_temperature,
-            num_threads=self.opt.num_threads or 1,
+            num_threads=threads,
         )
         return proposer.propose(demo_sets, self.plan.num_instruct_candidates)
 

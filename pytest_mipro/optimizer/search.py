@@ -168,6 +168,9 @@ class SearchSettings:
     seed: int = 9
     n_startup_trials: int = 10
     constant_liar: bool = False
+    # Other processes work on the same study: an evaluation reports its progress as it goes
+    # and races against theirs (finished and in flight), re-read every ``poll_interval``.
+    shared: bool = False
     sampler_seed: int | None = None  # differs per process when several share a study
     run_id: str = ""
     worker: int = 0  # which of the processes sharing the study (recorded on each trial it runs)
@@ -343,7 +346,12 @@ class BayesianSearch:
         try:
             # The baseline wins ties (the outcome prefers it), so only a worse one stops early.
             result, pruned = self._race(
-                study, combo, examples, against_full_only=kind != "minibatch", keep_ties=kind == "baseline"
+                study,
+                combo,
+                examples,
+                against_full_only=kind != "minibatch",
+                keep_ties=kind == "baseline",
+                on_progress=trial.report if self.settings.shared else None,
             )
             kind += PRUNED if pruned else ""
             trial.set_user_attr("kind", kind)
@@ -396,7 +404,13 @@ class BayesianSearch:
         study.enqueue_trial(self.space.params_from_combo(best), user_attrs={"kind": QUEUED_FULL})
 
     def _race(
-        self, study: Any, combo: Combo, examples: Sequence[Example], against_full_only: bool, keep_ties: bool = False
+        self,
+        study: Any,
+        combo: Combo,
+        examples: Sequence[Example],
+        against_full_only: bool,
+        keep_ties: bool = False,
+        on_progress: Callable[[float, int], None] | None = None,
     ) -> tuple[EvaluationResult, bool]:
         """Evaluate ``combo`` on ``examples`` in chunks until done, or until it cannot win.
 
@@ -407,22 +421,30 @@ class BayesianSearch:
         search without any fully evaluated winner. Examples this process already scored come
         first, free. A tie cannot win either (the earlier combination is kept) unless
         ``keep_ties``. Returns the result on the examples scored, and whether it stopped early.
+
+        In a shared study the reference is re-read as the race goes (other processes finish
+        or progress meanwhile), and ``on_progress(mean, n)`` tells them how this one is doing.
         """
         known = self.memo.results.get(combo, {})
         order = sorted(examples, key=lambda ex: ex.uid not in known)  # stable: the free ones first
         size = sum(ex.uid in known for ex in examples)
         reference = self._race_reference(study, combo, against_full_only)
+        read_at = time.monotonic()
         # One example at a time on one thread (every call may be the last one needed); with
         # threads, a chunk per round so they all stay busy.
         chunk = max(1, self.evaluate.num_threads)
         program: Module | None = None  # built once, not once per chunk
         while size < len(order):
+            if self.settings.shared and time.monotonic() - read_at >= self.settings.poll_interval:
+                reference, read_at = self._race_reference(study, combo, against_full_only), time.monotonic()
             upper = self._upper_bound(combo) if size else float("inf")
             if upper < reference or (upper == reference and not keep_ties):
                 return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
             program = program if program is not None else self.space.build(combo)
             self.memo.evaluate(self.evaluate, self.space, combo, order[size : size + chunk], program)
             size = min(len(order), size + chunk)
+            if on_progress is not None and size < len(order):
+                on_progress(self.memo.evaluate(self.evaluate, self.space, combo, order[:size]).score, size)
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
     def _valset_bounds(self, score: float, n: int) -> tuple[float, float]:
@@ -447,7 +469,8 @@ class BayesianSearch:
         """What another combination surely scores on the valset: the best lower bound in the study.
 
         A full eval gives an exact score; any other evaluation a lower bound from its
-        examples, counted unless ``full_only`` or without ``race_confidence``.
+        examples, counted unless ``full_only`` or without ``race_confidence``. That includes
+        the progress other processes reported on evaluations still running.
         """
         partial_counts = not full_only and self.settings.race_confidence is not None
         best = float("-inf")
@@ -457,6 +480,9 @@ class BayesianSearch:
             n = int(trial.user_attrs.get("n", 0))
             if n >= len(self.valset) or partial_counts:
                 best = max(best, self._valset_bounds(float(trial.value), n)[0])
+        if partial_counts and self.settings.shared:
+            for score, n in _progress_of_running(study, self.space, combo):
+                best = max(best, self._valset_bounds(score, n)[0])
         return best
 
     def _stats(self, result: EvaluationResult) -> dict[str, Any]:
@@ -570,6 +596,18 @@ def _still_running(study: Any, number: int) -> bool:
     from optuna.trial import TrialState
 
     return any(t.number == number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _progress_of_running(study: Any, space: SearchSpace, combo: Combo) -> list[tuple[float, int]]:
+    """(mean so far, examples scored) of the running evaluations of other combinations."""
+    from optuna.trial import TrialState
+
+    progress = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.intermediate_values and space.combo_from_params(_trial_params(trial)) != combo:
+            n = max(trial.intermediate_values)
+            progress.append((float(trial.intermediate_values[n]), int(n)))
+    return progress
 
 
 def _queued_full(study: Any, space: SearchSpace) -> set[Combo]:

@@ -289,3 +289,71 @@ def test_a_rerun_scores_the_baseline_a_spent_budget_left_unscored(fake_model: An
     assert second.trial_logs[-1].kind.startswith("baseline") and second.baseline_score == 0.0
     assert task.calls - calls == second.trial_logs[-1].num_examples  # only the baseline was scored
     assert sum(t.kind.startswith("full") for t in second.trial_logs) == 3  # no search trial repeated
+
+
+# ---- a study shared with other processes ----
+
+LOSER: Any = ((0, 1),)  # no rule, two demos: wrong every time
+WINNER: Any = ((1, 2),)
+
+
+def test_in_a_shared_study_a_race_stops_on_the_progress_another_process_reports(fake_model: Any) -> None:
+    stopped_at = {}
+    for shared in (False, True):
+        runner = search(fake_model(task_answer), shared=shared)
+        study = create_study(runner.settings)
+        study.enqueue_trial(runner.space.params_from_combo(WINNER))
+        elsewhere = study.ask(runner.space.distributions())  # still running in "another process"
+        elsewhere.report(1.0, 10)
+        result, pruned = runner._race(study, LOSER, list(runner.valset), against_full_only=False)
+        stopped_at[shared] = (result.n, pruned)
+    assert stopped_at[False] == (len(runner.valset), False)  # nothing finished to race against
+    n, pruned = stopped_at[True]
+    assert pruned and n < len(runner.valset) // 2
+
+
+def test_in_a_shared_study_a_race_rereads_what_other_processes_finished_meanwhile(fake_model: Any) -> None:
+    import optuna
+
+    stopped_at = {}
+    for shared in (False, True):
+        holder: dict[str, Any] = {}
+
+        def answer_then_finish_a_winner(messages: Any, params: Any) -> str:
+            holder["calls"] = holder.get("calls", 0) + 1
+            if holder["calls"] == 3:  # another process tells a perfect full evaluation
+                runner, study = holder["runner"], holder["study"]
+                trial = optuna.trial.create_trial(
+                    params=runner.space.params_from_combo(WINNER),
+                    distributions=runner.space.distributions(),
+                    value=1.0,
+                    user_attrs={"kind": "full", "n": len(runner.valset)},
+                )
+                study.add_trial(trial)
+            return task_answer(messages, params)
+
+        runner = search(fake_model(answer_then_finish_a_winner), shared=shared, poll_interval=0.0)
+        study = create_study(runner.settings)
+        holder.update(runner=runner, study=study)
+        result, pruned = runner._race(study, LOSER, list(runner.valset), against_full_only=True)
+        stopped_at[shared] = (result.n, pruned)
+    assert stopped_at[False] == (len(runner.valset), False)  # read once, before the winner existed
+    assert stopped_at[True][1] and stopped_at[True][0] < len(runner.valset)
+
+
+def test_trials_of_a_shared_study_report_their_progress(fake_model: Any) -> None:
+    for shared in (False, True):
+        runner = search(fake_model(task_answer), shared=shared, num_trials=4, minibatch_size=6)
+        study = create_study(runner.settings)
+        runner.run(study)
+        minibatch = [t for t in study.trials if str(t.user_attrs.get("kind")).startswith("minibatch")]
+        reported = [t for t in minibatch if t.intermediate_values]
+        if not shared:
+            assert not reported
+            continue
+        assert any(t.user_attrs["kind"].endswith("-pruned") for t in reported)
+        for trial in reported:
+            last = max(trial.intermediate_values)
+            assert last <= trial.user_attrs["n"]
+            if trial.user_attrs["kind"].endswith("-pruned"):  # stopped right after its last report
+                assert last == trial.user_attrs["n"] and trial.intermediate_values[last] == trial.value
