@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -19,3 +20,13 @@ def run_in_threads(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -
     """
     with ThreadPoolExecutor(max_workers) as pool:
         return [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+
+
+@contextlib.contextmanager
+def alongside(fn: Callable[[], R]) -> Iterator[Future[R]]:
+    """Run ``fn()`` on another thread (in a copy of the caller's context) while the block runs.
+
+    Leaving the block waits for it; its result or exception is on the yielded future.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(contextvars.copy_context().run, fn)

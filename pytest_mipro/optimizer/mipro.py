@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import ConfigError
+from ..errors import BudgetExceeded, ConfigError
 from ..example import Example
 from ..lm import LM, Budget, Usage, default_lm
 from ..program import Module
+from ._threads import alongside
 from .bootstrap import Bootstrapper, DemoSets
 from .checkpoint import (
     Checkpoint,
@@ -351,10 +353,18 @@ class _Run:
         return space, search, search.run(study)
 
     def _candidates(self, threads: int | None = None) -> SearchSpace:
-        """Bootstrap demo sets and propose instructions (on ``threads``, default ``num_threads``)."""
+        """Bootstrap demo sets and propose instructions (on ``threads``, default ``num_threads``).
+
+        The prompt model's questions about the data and the program do not need the demos:
+        they are asked while the demos are bootstrapped.
+        """
         threads = threads or self.opt.num_threads or 1
-        demo_sets = self._bootstrap(threads)
-        return self._space(self._propose(demo_sets, threads), demo_sets)
+        proposer = self._proposer(threads)
+        with alongside(proposer.prepare) as preparing:
+            demo_sets = self._bootstrap(threads)
+        with contextlib.suppress(BudgetExceeded):  # propose() ends on a spent budget itself
+            preparing.result()
+        return self._space(proposer.propose(demo_sets, self.plan.num_instruct_candidates), demo_sets)
 
     def _space(self, instructions: dict[str, list[str]], demo_sets: DemoSets) -> SearchSpace:
         return SearchSpace(self.student, instructions, demo_sets, search_demos=not self.plan.zero_shot)
@@ -379,8 +389,8 @@ class _Run:
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)
 
-    def _propose(self, demo_sets: DemoSets, threads: int) -> dict[str, list[str]]:
-        proposer = GroundedProposer(
+    def _proposer(self, threads: int) -> GroundedProposer:
+        return GroundedProposer(
             prompt_model=self.prompt_model,
             program=self.student,
             trainset=self.plan.trainset,
@@ -390,7 +400,6 @@ class _Run:
             init_temperature=self.opt.init_temperature,
             num_threads=threads,
         )
-        return proposer.propose(demo_sets, self.plan.num_instruct_candidates)
 
     def _evaluator(self) -> Evaluate:
         return Evaluate(

@@ -120,18 +120,32 @@ class GroundedProposer:
     init_temperature: float = 1.0
     num_threads: int = 1
     failed_proposals: int = 0
+    _prepared: tuple[dict[str, str], dict[str, str]] | None = field(default=None, init=False, repr=False)
+
+    def prepare(self) -> None:
+        """Ask the prompt model about the data, the program and each predictor's role, once.
+
+        These questions draw no random numbers and do not depend on the demos, so they can
+        run while the demos are bootstrapped (a chain of calls that would otherwise wait for
+        them); :meth:`propose` asks them itself when they have not been asked.
+        """
+        if self._prepared is None:
+            context = self._shared_context()
+            roles = {name: self._module_description(p, context) for name, p in self.program.named_predictors()}
+            self._prepared = (context, roles)
 
     def propose(self, demo_sets: dict[str, list[list[Example]]], num_candidates: int) -> dict[str, list[str]]:
         """``num_candidates`` instructions per predictor, the original first; fewer if the budget runs out."""
         named = self.program.named_predictors()
         candidates = {name: [p.instructions] for name, p in named}
         try:
-            context = self._shared_context()
+            self.prepare()
+            assert self._prepared is not None
+            context, roles = self._prepared
             for name, predictor in named:
-                role = self._module_description(predictor, context)
                 sets = demo_sets.get(name, [])
                 requests = [
-                    self._proposal_request(predictor, context, role, _bootstrapped_demos(sets, i))
+                    self._proposal_request(predictor, context, roles[name], _bootstrapped_demos(sets, i))
                     for i in range(1, num_candidates)
                 ]
                 for text in self._proposals(requests):

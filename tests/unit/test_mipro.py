@@ -443,3 +443,24 @@ def test_one_time_steps_use_the_waiting_peers_threads_and_find_the_same_candidat
         found[peers] = (opt.last_result.instruction_candidates, opt.last_result.demo_candidates, peak[0])
     assert found[1][:2] == found[3][:2]  # a sequential walk's demos, the same draws of instructions
     assert (found[1][2], found[3][2]) == (1, 3)  # the search itself stays on one thread
+
+
+def test_the_prompt_model_is_asked_about_data_and_program_while_demos_are_bootstrapped(fake_model: Any) -> None:
+    import threading
+
+    prompt_asked = threading.Event()
+    first_task_call_saw_it: list[bool] = []
+
+    def prompt_reply(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        prompt_asked.set()
+        return prompt_answer(messages, params)
+
+    def task_reply(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        if not first_task_call_saw_it:  # a teacher run: bootstrapping is the first stage
+            first_task_call_saw_it.append(prompt_asked.wait(timeout=5))
+        return task_answer(messages, params)
+
+    opt = optimizer(fake_model(task_reply), fake_model(prompt_reply), auto=None, num_candidates=3)
+    with configure(cache=False):
+        opt.compile(student(), trainset=foods(2), valset=foods(4)[12:], num_trials=2, minibatch=False)
+    assert first_task_call_saw_it == [True]
