@@ -312,27 +312,32 @@ def test_in_a_shared_study_a_race_stops_on_the_progress_another_process_reports(
     assert pruned and n < len(runner.valset) // 2
 
 
-def test_in_a_shared_study_a_race_rereads_what_other_processes_finished_meanwhile(fake_model: Any) -> None:
+def _finishing_a_winner_on_the_third_call(holder: dict[str, Any]) -> Any:
+    """A task model that, on its third call, tells the study a perfect full evaluation of WINNER
+    (as another process finishing would); ``holder`` gets the runner and study once they exist."""
     import optuna
 
+    def answer(messages: Any, params: Any) -> str:
+        holder["calls"] = holder.get("calls", 0) + 1
+        if holder["calls"] == 3:
+            runner, study = holder["runner"], holder["study"]
+            trial = optuna.trial.create_trial(
+                params=runner.space.params_from_combo(WINNER),
+                distributions=runner.space.distributions(),
+                value=1.0,
+                user_attrs={"kind": "full", "n": len(runner.valset)},
+            )
+            study.add_trial(trial)
+        return task_answer(messages, params)
+
+    return answer
+
+
+def test_in_a_shared_study_a_race_rereads_what_other_processes_finished_meanwhile(fake_model: Any) -> None:
     stopped_at = {}
     for shared in (False, True):
         holder: dict[str, Any] = {}
-
-        def answer_then_finish_a_winner(messages: Any, params: Any) -> str:
-            holder["calls"] = holder.get("calls", 0) + 1
-            if holder["calls"] == 3:  # another process tells a perfect full evaluation
-                runner, study = holder["runner"], holder["study"]
-                trial = optuna.trial.create_trial(
-                    params=runner.space.params_from_combo(WINNER),
-                    distributions=runner.space.distributions(),
-                    value=1.0,
-                    user_attrs={"kind": "full", "n": len(runner.valset)},
-                )
-                study.add_trial(trial)
-            return task_answer(messages, params)
-
-        runner = search(fake_model(answer_then_finish_a_winner), shared=shared, poll_interval=0.0)
+        runner = search(fake_model(_finishing_a_winner_on_the_third_call(holder)), shared=shared, poll_interval=0.0)
         study = create_study(runner.settings)
         holder.update(runner=runner, study=study)
         result, pruned = runner._race(study, LOSER, list(runner.valset), against_full_only=True)
