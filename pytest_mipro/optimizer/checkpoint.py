@@ -17,15 +17,13 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..example import Example
-
-PREPARED = "setup-holder-prepared"  # claim made once the process holding the setup lock has prepared
 
 
 @dataclass
@@ -48,44 +46,16 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def setup_lock(self, prepare: Callable[[], None] = lambda: None, poll: float = 0.05) -> Iterator[None]:
-        """Held while the one-time steps run, so only one process does them.
-
-        ``prepare()`` runs in every process before it holds the lock: at once in the first
-        one, which then says so with a claim; in the others only after that claim (or when
-        they get the lock). Preparing is loading the LM client, seconds of CPU: the others
-        start it as soon as the first is done with its own, so on a machine with fewer cores
-        than processes they do not slow down the one that everybody waits for, and while it
-        makes its one-time LM calls they use the CPU it leaves idle.
-        """
-        from filelock import FileLock, Timeout
+    def setup_lock(self) -> Iterator[None]:
+        """Held while the one-time steps run, so only one process does them."""
+        from filelock import FileLock
 
         lock = FileLock(str(self.directory / "setup.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self._prepare_while_waiting(lock, prepare, poll)
-        else:
-            prepare()
-            self.claim(PREPARED)
+        lock.acquire()
         try:
             yield
         finally:
             lock.release(force=True)
-
-    def _prepare_while_waiting(self, lock: Any, prepare: Callable[[], None], poll: float) -> None:
-        """Wait for the holder to have prepared (or for the lock), prepare, then hold the lock."""
-        from filelock import Timeout
-
-        while not self.claimed(PREPARED):
-            try:
-                lock.acquire(timeout=poll)
-            except Timeout:
-                continue
-            prepare()
-            return
-        prepare()
-        lock.acquire()
 
     def claim(self, key: str) -> bool:
         """True for the first process of this run to claim ``key``, False for every later one."""
@@ -96,10 +66,6 @@ class Checkpoint:
         except FileExistsError:
             return False
         return True
-
-    def claimed(self, key: str) -> bool:
-        """Whether some process of this run has claimed ``key``."""
-        return (self.directory / "claims" / self.run_id / key).exists()
 
     def forget_old_claims(self) -> None:
         """Remove other runs' claims (called under the setup lock of a local study)."""

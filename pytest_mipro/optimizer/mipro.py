@@ -331,9 +331,12 @@ class _Run:
 
         The processes of a run arrive here together. The first takes the lock and makes LM
         calls, on its peers' share of threads too, since they only wait; the others load the
-        LM client library (seconds of CPU) while they wait, once the first has loaded its own.
+        LM client library before they queue for the lock rather than after it, which takes
+        seconds of CPU that the waiting leaves spare.
         """
-        with checkpoint.setup_lock(prepare=self.task_model.warm_up):
+        if checkpoint.peers > 1:
+            self.task_model.warm_up()
+        with checkpoint.setup_lock():
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
             if not checkpoint.storage_url:
                 checkpoint.forget_old_claims()

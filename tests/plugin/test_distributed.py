@@ -66,10 +66,8 @@ def test_two_workers_optimize_and_the_controller_writes_the_lock_once(project: P
 def test_one_target_spreads_over_every_worker_and_is_locked_once(project: Project, monkeypatch) -> None:
     from .test_resume import TRIALS, _journal_trials, _with_faults
 
-    _with_faults(project)  # TRIALS search trials
-    # Slow enough calls that the search outlasts the helper's start-up: it loads litellm (seconds
-    # of CPU) only once the worker doing the one-time steps has, which then starts searching.
-    monkeypatch.setenv("FAKE_LATENCY", "0.25")
+    _with_faults(project)  # TRIALS search trials; FAKE_LATENCY makes the two workers overlap
+    monkeypatch.setenv("FAKE_LATENCY", "0.05")
 
     result = project.run_subprocess("-n", "2", "--mipro-optimize", "--mipro-no-cache", "-v")
 
@@ -87,8 +85,7 @@ def test_one_target_spreads_over_every_worker_and_is_locked_once(project: Projec
 
 
 # Appended to the inner conftest: every task call is logged with the worker that made it
-# and the item it was about, and waits long enough that the search outlasts the helper's
-# start-up (it loads litellm once the locking worker has, which then starts searching).
+# and the item it was about, and waits a little so the two workers overlap.
 CALLS_BY_WORKER = '''
 
 import time as _time
@@ -100,7 +97,7 @@ def task(messages, params):
     item = _fields(messages[-1]["content"]).get("item", "")
     with open(os.environ["CALLS_BY_WORKER"], "a") as handle:
         handle.write(os.environ.get("PYTEST_XDIST_WORKER", "none") + "|" + item + "\\n")
-    _time.sleep(0.1)
+    _time.sleep(0.02)
     return _logged_task(messages, params)
 
 
