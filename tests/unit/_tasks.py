@@ -8,6 +8,8 @@ question by the label the adapter ends the prompt with.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from pytest_mipro import Example
@@ -68,3 +70,21 @@ def prompt_answer(messages: Messages, params: dict[str, Any]) -> str:
     if wanted == "Observations" and "Prior observations:" in messages[-1]["content"]:
         return "COMPLETE"
     return f"Some text about the {wanted.lower()}."
+
+
+class InFlight:
+    """How many fake LM calls were in flight at once, at most (for tests of thread counts)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0
+        self.peak = 0
+
+    def wait(self, seconds: float) -> None:
+        """Stand for one call that takes ``seconds``."""
+        with self._lock:
+            self._now += 1
+            self.peak = max(self.peak, self._now)
+        time.sleep(seconds)
+        with self._lock:
+            self._now -= 1

@@ -10,7 +10,7 @@ import pytest
 from pytest_mipro import ChainOfThought, Example, MIPROv2, Module, Predict, Prediction, configure
 from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
 
-from ._tasks import RULE, WORDS, asked_for, exact_match, fields_of, foods, prompt_answer, task_answer
+from ._tasks import RULE, WORDS, InFlight, asked_for, exact_match, fields_of, foods, prompt_answer, task_answer
 
 
 @pytest.fixture
@@ -409,26 +409,17 @@ def test_total_calls_include_teacher_and_pinned_models(task: Any, prompt: Any, f
 def test_one_time_steps_use_the_waiting_peers_threads_and_find_the_same_candidates(
     fake_model: Any, prompt: Any, tmp_path: Path
 ) -> None:
-    import threading
-    import time
-
     from pytest_mipro.optimizer.checkpoint import Checkpoint
 
-    lock = threading.Lock()
-    in_flight, peak = [0], [0]
+    in_flight = InFlight()
 
     def slow_task(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-        with lock:
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.02)
-        with lock:
-            in_flight[0] -= 1
+        in_flight.wait(0.02)
         return task_answer(messages, params)
 
     found = {}
     for peers in (1, 3):
-        peak[0] = 0
+        in_flight.peak = 0
         opt = MIPROv2(
             metric=exact_match,
             task_model=fake_model(slow_task, name="task").lm(),
@@ -440,7 +431,7 @@ def test_one_time_steps_use_the_waiting_peers_threads_and_find_the_same_candidat
         with configure(cache=False):
             opt.compile(student(), trainset=foods(2), valset=foods(4)[12:], num_trials=2, minibatch=False)
         assert opt.last_result is not None
-        found[peers] = (opt.last_result.instruction_candidates, opt.last_result.demo_candidates, peak[0])
+        found[peers] = (opt.last_result.instruction_candidates, opt.last_result.demo_candidates, in_flight.peak)
     assert found[1][:2] == found[3][:2]  # a sequential walk's demos, the same draws of instructions
     assert (found[1][2], found[3][2]) == (1, 3)  # the search itself stays on one thread
 

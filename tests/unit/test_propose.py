@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import random
 import re
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from pytest_mipro import Budget, ChainOfThought, Example, Module, Predict, Prediction, configure, context
 from pytest_mipro.optimizer.propose import TIPS, GroundedProposer, ProposerSwitches, strip_prefix, summary_calls
 
-from ._tasks import RULE, asked_for, foods, prompt_answer
+from ._tasks import RULE, InFlight, asked_for, foods, prompt_answer
 
 SWITCH_FIELDS = {
     "data_aware": ["Dataset description"],
@@ -226,17 +224,11 @@ def test_a_spent_budget_keeps_the_candidates_so_far(fake_model: Any, threads: in
 
 
 def test_proposals_are_asked_num_threads_at_a_time_and_do_not_depend_on_it(fake_model: Any) -> None:
-    lock = threading.Lock()
-    in_flight, peak = [0], [0]
+    in_flight = InFlight()
 
     def slow(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
         if asked_for(messages) == "Proposed instruction":
-            with lock:
-                in_flight[0] += 1
-                peak[0] = max(peak[0], in_flight[0])
-            time.sleep(0.05)
-            with lock:
-                in_flight[0] -= 1
+            in_flight.wait(0.05)
         return prompt_answer(messages, params)
 
     with configure(cache=False):
@@ -245,4 +237,4 @@ def test_proposals_are_asked_num_threads_at_a_time_and_do_not_depend_on_it(fake_
         threaded.num_threads = 4
         parallel = threaded.propose({"self": demo_sets()}, num_candidates=6)
     assert parallel == serial and len(serial["self"]) == 6  # same draws, same order
-    assert peak[0] == 4  # five proposals, four at a time
+    assert in_flight.peak == 4  # five proposals, four at a time
