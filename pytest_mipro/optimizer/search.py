@@ -213,6 +213,7 @@ class BayesianSearch:
     memo: ScoreMemo = field(default_factory=ScoreMemo)
     trial_logs: list[TrialLog] = field(default_factory=list)
     _prefetched: set[int] = field(default_factory=set)  # trial numbers this process helped with
+    _shuffled_valset: list[Example] | None = None
     _started: float = field(default_factory=time.monotonic)
 
     def run(self, study: Any = None) -> SearchOutcome:
@@ -275,10 +276,10 @@ class BayesianSearch:
         trial.set_user_attr("worker", self.settings.worker)
         queued = trial.user_attrs.get("kind")
         if queued == "baseline":
-            self._evaluate_trial(study, trial, self.space.baseline(), list(self.valset), "baseline")
+            self._evaluate_trial(study, trial, self.space.baseline(), self._full_order(), "baseline")
             return True
         if queued == QUEUED_FULL:
-            self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), list(self.valset), "full")
+            self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), self._full_order(), "full")
             return True
         kind = "minibatch" if self.settings.minibatch else "full"
         trial.set_user_attr("kind", kind)
@@ -331,7 +332,7 @@ class BayesianSearch:
         prefetch_valset(
             self.evaluate,
             self.space.build(combo),
-            self.valset,
+            self._full_order(),
             wanted=lambda: _still_running(study, trial.number),
             claim=lambda uid: self.claim(f"trial-{trial.number}-{uid}"),
         )
@@ -374,9 +375,21 @@ class BayesianSearch:
     def _batch(self, trial_number: int) -> list[Example]:
         """The minibatch of a trial: seeded by the trial number, so any process draws the same one."""
         if not self.settings.minibatch:
-            return list(self.valset)
+            return self._full_order()
         rng = random.Random(f"{self.settings.seed}:{trial_number}")
         return rng.sample(list(self.valset), min(self.settings.minibatch_size, len(self.valset)))
+
+    def _full_order(self) -> list[Example]:
+        """The valset in the order full evaluations score it: a seeded shuffle, the same in every process.
+
+        Racing extrapolates from the examples scored so far to the rest, which holds only if
+        they are a random sample: a valset sorted by label (or by anything the score depends
+        on) would stop a good candidate on a run of hard examples at the front.
+        """
+        if self._shuffled_valset is None:
+            rng = random.Random(f"{self.settings.seed}:valset")
+            self._shuffled_valset = rng.sample(list(self.valset), len(self.valset))
+        return list(self._shuffled_valset)
 
     def _queue_after_trial(self, study: Any, combo: Combo, score: float | None) -> None:
         """Queue the full eval when one is due, and the baseline after the last trial."""

@@ -8,7 +8,7 @@ import pytest
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
 from pytest_mipro.optimizer.search import BayesianSearch, SearchSettings, SearchSpace, create_study
 
-from ._tasks import RULE, exact_match, foods, task_answer
+from ._tasks import RULE, WORDS, exact_match, fields_of, foods, task_answer
 
 INSTRUCTIONS = ["Classify.", f"Classify with {RULE}.", "Guess the kind."]
 
@@ -81,6 +81,45 @@ def test_racing_stops_a_minibatch_trial_that_cannot_win_and_tells_what_it_saw(fa
         assert trial.user_attrs["n"] < 10 and trial.value == 0.0  # the mean of what it scored
     # A perfect combination stops too once another already scored 1.0 in full: a tie cannot win.
     assert all(t.value == 1.0 for t in pruned if optimal(t.params))
+
+
+def _fruit_or_vegetable_reader(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """"Fruit only." says fruit every time; "Mostly vegetables." is right on vegetables and on round-3 fruits."""
+    item = fields_of(messages[-1])["item"]
+    instruction = str(messages[0]["content"])
+    if "Fruit only." in instruction:
+        return "fruit"
+    if "Mostly vegetables." in instruction:
+        return WORDS[item.split()[0]] if item.endswith(" 3") else "vegetable"
+    return "unknown"
+
+
+def test_a_full_evaluation_races_on_a_shuffled_valset_not_on_its_given_order(fake_model: Any) -> None:
+    """Racing extrapolates from the examples scored so far, so they must be a random sample.
+
+    The valset comes sorted by label: fruits first. "Mostly vegetables." (0.625) is wrong on
+    most fruits, so in the given order it would be stopped against "Fruit only." (0.5) after a
+    few examples, and the worse instruction would win.
+    """
+    valset = sorted(foods(4), key=lambda ex: ex.kind)
+    instructions = ["Say unknown.", "Fruit only.", "Mostly vegetables."]
+    program = Predict("item -> kind", instructions=instructions[0])
+    candidates = SearchSpace(program, {"self": instructions}, {"self": [[]]}, search_demos=False)
+    configure(lm=fake_model(_fruit_or_vegetable_reader).lm())
+    runner = BayesianSearch(
+        space=candidates,
+        valset=valset,
+        evaluate=Evaluate(devset=valset, metric=exact_match),
+        settings=SearchSettings(num_trials=2, minibatch=False, seed=0, n_startup_trials=2),
+        rng=random.Random(0),
+    )
+    study = create_study(runner.settings)
+    for instruction in (1, 2):  # the weaker one first, so the better one races against it
+        study.enqueue_trial({"0_predictor_instruction": instruction})
+    outcome = runner.run(study)
+    assert outcome.full_scores[((1, 0),)] == 0.5
+    assert outcome.full_scores[((2, 0),)] == 0.625
+    assert outcome.best_combo == ((2, 0),)
 
 
 def test_without_race_confidence_only_certain_losers_are_stopped(fake_model: Any) -> None:
