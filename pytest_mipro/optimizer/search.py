@@ -309,34 +309,48 @@ class BayesianSearch:
         ]
         if not running:
             return False
+        # Full evaluations first: every process waits for them.
+        running.sort(key=lambda t: t.user_attrs.get("kind") != QUEUED_FULL)
         if not any(self._prefetch(study, trial) for trial in running):
             time.sleep(self.settings.poll_interval)
         return True
 
     def _prefetch(self, study: Any, trial: Any) -> bool:
-        """Score another process's running full evaluation from the other end of the valset.
+        """Score another process's running evaluation from the other end of its examples.
 
         The replies land in the shared response cache, where that process finds them when it
         gets there: an idle process halves the time of the evaluation everyone is waiting
-        for. It stops as soon as the trial is finished (or pruned). Without the cache there
-        is nothing to share, so it does nothing. Returns whether it did any work.
+        for, a full evaluation or the search's last trials (the full evaluation that follows
+        them waits for the slowest). It stops as soon as the trial is finished or stopped by
+        racing; what it scored past that point is kept in the cache for a later full
+        evaluation of the same combination. Not the baseline: scored last and raced, it
+        usually stops after a few examples. Without the cache there is nothing to share, so
+        it does nothing. Returns whether it did any work.
         """
         from .. import config
 
-        # Not the baseline: scored last and raced, it usually stops after a few examples.
-        kind = trial.user_attrs.get("kind")
-        if not config.current().cache or kind != QUEUED_FULL or trial.number in self._prefetched:
+        examples = self._examples_of(trial)
+        if not config.current().cache or examples is None or trial.number in self._prefetched:
             return False
         self._prefetched.add(trial.number)
         combo = self.space.combo_from_params(_trial_params(trial))
         prefetch_valset(
             self.evaluate,
             self.space.build(combo),
-            self._full_order(),
+            examples,
             wanted=lambda: _still_running(study, trial.number),
             claim=lambda uid: self.claim(f"trial-{trial.number}-{uid}"),
         )
         return True
+
+    def _examples_of(self, trial: Any) -> list[Example] | None:
+        """What another process's running trial evaluates (None for the baseline or an unknown kind)."""
+        kind = trial.user_attrs.get("kind")
+        if kind in (QUEUED_FULL, "full"):
+            return self._full_order()
+        if kind == "minibatch":
+            return self._batch(trial.number)
+        return None
 
     def _evaluate_trial(
         self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str, search_trial: bool = False

@@ -309,6 +309,28 @@ def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet
     assert all(RULE in messages[0]["content"] for messages in task.messages)  # instruction 1
 
 
+def test_an_idle_process_scores_another_process_s_running_minibatch_from_its_back_but_not_the_baseline(
+    fake_model: Any, tmp_path: Any
+) -> None:
+    from pytest_mipro.optimizer.checkpoint import Checkpoint
+
+    task = fake_model(task_answer)
+    runner = search(task, minibatch_size=5)
+    runner.claim = Checkpoint(tmp_path, run_id="r").claim
+    study = create_study(runner.settings)
+    baseline = study.ask(runner.space.distributions())
+    baseline.set_user_attr("kind", "baseline")
+    trial = study.ask(runner.space.distributions())  # another process's search trial, still running
+    trial.set_user_attr("kind", "minibatch")
+
+    assert not runner._prefetch(study, study.get_trials(deepcopy=False)[0])
+    assert task.calls == 0
+    assert runner._prefetch(study, study.get_trials(deepcopy=False)[1])
+
+    asked = [fields_of(messages[-1])["item"] for messages in task.messages]
+    assert asked == [ex.item for ex in reversed(runner._batch(trial.number))]  # the trial's own minibatch
+
+
 def test_a_rerun_scores_the_baseline_a_spent_budget_left_unscored(fake_model: Any) -> None:
     task = fake_model(task_answer)
     with configure(cache=False):
