@@ -5,16 +5,17 @@ instructions for one seed of the AG News task of bench/compare_dspy.py, exactly 
 ``MIPROv2(auto="light")`` does, then score every (instruction, demo set) candidate on the
 whole validation set and on a test slice. Writes bench/results/racing_scores_seed<N>.json.
 
-Step 2 (``replay``, seconds): run the real search code (Optuna TPE, minibatches, full
+Step 2 (``replay``, a minute): run the real search code (Optuna TPE, minibatches, full
 evaluations, racing) many times with different seeds against those scores, for several
-``race_confidence`` values, counting the examples each run pays for and the validation and
-test score of the candidate it picks. Writes bench/results/racing_replay.md.
+search designs (``race_confidence`` values, minibatch sizes, full evaluations only),
+counting the examples each run pays for and the validation and test score of the candidate
+it picks. Writes bench/results/racing_replay.md.
 
-    .venv-bench/bin/python bench/racing_replay.py score --seed 1
-    .venv/bin/python bench/racing_replay.py replay --runs 40
+    .venv/bin/python bench/racing_replay.py score --seed 1     # and 2, 3
+    .venv/bin/python bench/racing_replay.py replay --runs 40   # every saved seed
 
 The replay leaves out the one-time calls (bootstrapping and proposals, 27 in compare_dspy),
-which racing does not touch.
+which the search design does not touch.
 """
 
 from __future__ import annotations
@@ -33,7 +34,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CONFIDENCES: tuple[float | None, ...] = (None, 0.8, 0.9, 0.95, 0.99)
+# (label, SearchSettings overrides): the default first, then the alternatives we measured.
+DESIGNS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("default: minibatch 35, race_confidence 0.95", {}),
+    ("race_confidence None (only certain losers stop)", {"race_confidence": None}),
+    ("race_confidence 0.8", {"race_confidence": 0.8}),
+    ("race_confidence 0.9", {"race_confidence": 0.9}),
+    ("race_confidence 0.99", {"race_confidence": 0.99}),
+    ("minibatch 20", {"minibatch_size": 20}),
+    ("minibatch 25", {"minibatch_size": 25}),
+    ("a full evaluation every 10 trials, not 5", {"full_eval_steps": 10}),
+    ("no minibatches: every trial a raced full evaluation", {"minibatch": False}),
+    ("no minibatches, race_confidence 0.98", {"minibatch": False, "race_confidence": 0.98}),
+)
 
 
 # --- step 1: every candidate's scores -------------------------------------------------
@@ -100,7 +113,7 @@ class ReplayedEvaluate:
         return EvaluationResult(sum(r.score for r in results) / max(1, len(results)), results)
 
 
-def replay_once(table: dict[str, Any], seed: int, confidence: float | None) -> tuple[int, tuple[int, int]]:
+def replay_once(table: dict[str, Any], seed: int, **overrides: Any) -> tuple[int, tuple[int, int]]:
     from pytest_mipro import Example, Predict
     from pytest_mipro.optimizer.mipro import _startup_trials
     from pytest_mipro.optimizer.presets import num_trials_for
@@ -122,40 +135,53 @@ def replay_once(table: dict[str, Any], seed: int, confidence: float | None) -> t
         {"self": demo_sets},
     )
     trials = num_trials_for(1, n_sets, zero_shot=False)
-    settings = SearchSettings(num_trials=trials, minibatch_size=35, full_eval_steps=5, seed=seed,
-                              n_startup_trials=_startup_trials(trials), race_confidence=confidence)
+    defaults: dict[str, Any] = {"num_trials": trials, "minibatch_size": 35, "full_eval_steps": 5, "seed": seed,
+                                "n_startup_trials": _startup_trials(trials), "race_confidence": 0.95}
+    settings = SearchSettings(**{**defaults, **overrides})
     outcome = BayesianSearch(space=space, valset=valset, evaluate=evaluate, settings=settings, rng=random.Random(seed)).run()
     ((instruction, demos),) = outcome.best_combo
     return evaluate.calls, (instruction, demos)
 
 
-def replay(table: dict[str, Any], runs: int) -> str:
+def replay(tables: list[dict[str, Any]], runs: int) -> str:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    mean = {key: {split: statistics.mean(row[split]) for split in ("val", "test")} for key, row in table["candidates"].items()}
-    best = max(mean.values(), key=lambda m: m["val"])
     lines = [
         (
-            f"Racing replay: {len(mean)} candidates of AG News seed {table['seed']} (scores {table['date']}), "
-            f"{runs} searches per row (seeds 0-{runs - 1}), validation set {table['valset_size']}, "
-            f"test slice {table['test_size']}. Best candidate: validation {best['val']:.3f}, test {best['test']:.3f}."
+            f"Racing replay: AG News seeds {', '.join(str(t['seed']) for t in tables)} "
+            f"(each its own {', '.join(str(len(t['candidates'])) for t in tables)} candidates, "
+            f"scores of {', '.join(sorted({t['date'] for t in tables}))}), {runs} searches per design and seed "
+            f"(search seeds 0-{runs - 1}), validation set {tables[0]['valset_size']}, test slice {tables[0]['test_size']}. "
+            "Means over every search; the best candidate scores "
+            + ", ".join(f"{_best(t)['val']:.3f} / {_best(t)['test']:.3f}" for t in tables)
+            + " (validation / test)."
         ),
         "",
-        "| race_confidence | search calls (mean) | picked: validation (mean) | picked: test (mean) | worst validation pick |",
+        "| search design | search calls (mean) | picked: validation (mean) | picked: test (mean) | worst validation pick |",
         "|---|---|---|---|---|",
     ]
-    for confidence in CONFIDENCES:
+    for label, overrides in DESIGNS:
         calls, val, test = [], [], []
-        for seed in range(runs):
-            spent, (instruction, demos) = replay_once(table, seed, confidence)
-            picked = mean[f"{instruction},{demos}"]
-            calls.append(spent)
-            val.append(picked["val"])
-            test.append(picked["test"])
-        lines.append(f"| {confidence} | {statistics.mean(calls):.0f} | {statistics.mean(val):.3f} | "
+        for table in tables:
+            mean = _candidate_means(table)
+            for seed in range(runs):
+                spent, (instruction, demos) = replay_once(table, seed, **overrides)
+                picked = mean[f"{instruction},{demos}"]
+                calls.append(spent)
+                val.append(picked["val"])
+                test.append(picked["test"])
+        lines.append(f"| {label} | {statistics.mean(calls):.0f} | {statistics.mean(val):.3f} | "
                      f"{statistics.mean(test):.3f} | {min(val):.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _candidate_means(table: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {key: {split: statistics.mean(row[split]) for split in ("val", "test")} for key, row in table["candidates"].items()}
+
+
+def _best(table: dict[str, Any]) -> dict[str, float]:
+    return max(_candidate_means(table).values(), key=lambda m: m["val"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,14 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     score.add_argument("--seed", type=int, default=1)
     score.add_argument("--test-size", type=int, default=40)
     again = sub.add_parser("replay", help="replay searches against the saved scores")
-    again.add_argument("--seed", type=int, default=1, help="which saved scores")
+    again.add_argument("--seeds", type=int, nargs="+", help="which saved scores (default: every saved seed)")
     again.add_argument("--runs", type=int, default=40)
     args = parser.parse_args(argv)
-    path = RESULTS / f"racing_scores_seed{args.seed}.json"
     if args.step == "score":
-        score_candidates(args.seed, args.test_size, path)
+        score_candidates(args.seed, args.test_size, RESULTS / f"racing_scores_seed{args.seed}.json")
         return 0
-    text = replay(json.loads(path.read_text(encoding="utf-8")), args.runs)
+    paths = [RESULTS / f"racing_scores_seed{seed}.json" for seed in args.seeds] if args.seeds else sorted(
+        RESULTS.glob("racing_scores_seed*.json"))
+    text = replay([json.loads(path.read_text(encoding="utf-8")) for path in paths], args.runs)
     (RESULTS / "racing_replay.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
