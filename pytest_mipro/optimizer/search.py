@@ -453,7 +453,9 @@ class BayesianSearch:
         or progress meanwhile), and ``on_progress(mean, n)`` tells them how this one is doing.
         """
         known = self.memo.results.get(combo, {})
-        order = sorted(examples, key=lambda ex: ex.uid not in known)  # stable: the free ones first
+        cached = self._scored_elsewhere(study, combo)
+        # Stable: the free ones first (this process's own results, then replies in the response cache).
+        order = sorted(examples, key=lambda ex: (ex.uid not in known, ex.uid not in cached))
         size = sum(ex.uid in known for ex in examples)
         reference = self._race_reference(study, combo, against_full_only)
         read_at = time.monotonic()
@@ -473,6 +475,22 @@ class BayesianSearch:
             if on_progress is not None and size < len(order):
                 on_progress(self.memo.evaluate(self.evaluate, self.space, combo, order[:size]).score, size)
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
+
+    def _scored_elsewhere(self, study: Any, combo: Combo) -> set[str]:
+        """Examples ``combo`` was scored on by evaluations this process did not run.
+
+        Another process's, or this run's before it was interrupted: their replies are in the
+        response cache, so scoring them again is free, and racing on them first decides with
+        what the run already knows. Only evaluations that ran to the end count; one stopped
+        early scored a prefix this process cannot reconstruct.
+        """
+        uids: set[str] = set()
+        for trial in _trials_of_kind(study, ("minibatch", "full", "baseline")):
+            if self.space.combo_from_params(trial.params) != combo:
+                continue
+            examples = self._batch(trial.number) if trial.user_attrs["kind"] == "minibatch" else self.valset
+            uids.update(ex.uid for ex in examples)
+        return uids
 
     def _valset_bounds(self, score: float, n: int) -> tuple[float, float]:
         """Bounds on a combination's whole-valset score from its mean ``score`` on ``n`` valset examples.

@@ -331,6 +331,35 @@ def test_an_idle_process_scores_another_process_s_running_minibatch_from_its_bac
     assert asked == [ex.item for ex in reversed(runner._batch(trial.number))]  # the trial's own minibatch
 
 
+def test_a_race_starts_with_the_examples_another_process_already_scored_the_combination_on(fake_model: Any) -> None:
+    """Their replies are in the response cache: free, and racing on them first decides with what the run knows."""
+    task = fake_model(task_answer)
+    other, runner = search(task, minibatch_size=5), search(task, minibatch_size=5)
+    study = create_study(runner.settings)
+    combo = ((1, 2),)
+    study.enqueue_trial(runner.space.params_from_combo(combo))
+    trial = study.ask(runner.space.distributions())
+    trial.set_user_attr("claimed", True)
+    other._evaluate_trial(study, trial, combo, other._batch(trial.number), "minibatch", search_trial=True)
+    calls_before = task.calls
+
+    scored: list[str] = []
+    evaluate = runner.evaluate
+
+    def recording(program: Any, examples: Any) -> Any:
+        scored.extend(ex.uid for ex in examples)
+        return evaluate(program, examples)
+
+    recording.num_threads = 1  # type: ignore[attr-defined]
+    runner.evaluate = recording  # type: ignore[assignment]
+    result, pruned = runner._race(study, combo, runner._full_order(), against_full_only=True)
+
+    batch = {ex.uid for ex in other._batch(trial.number)}
+    assert not pruned and result.score == 1.0
+    assert set(scored[: len(batch)]) == batch  # the other process's examples first
+    assert task.calls - calls_before == len(runner.valset) - len(batch)  # and they cost nothing
+
+
 def test_a_rerun_scores_the_baseline_a_spent_budget_left_unscored(fake_model: Any) -> None:
     task = fake_model(task_answer)
     with configure(cache=False):
