@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import gc
 import os
+import sys
+import threading
 from types import ModuleType
 
+_loaded: ModuleType | None = None
+_loading = threading.Lock()
 
-@functools.cache
+
 def get_litellm() -> ModuleType:
+    """litellm, imported and set up on first use (any thread; the others wait for it)."""
+    global _loaded
+    if _loaded is None:
+        with _loading:
+            if _loaded is None:
+                _loaded = _import_litellm()
+    return _loaded
+
+
+def load_in_background() -> threading.Thread:
+    """Start importing litellm on a low-priority thread; join it, or just call :func:`get_litellm`.
+
+    For a process that waits for another's one-time steps: the import takes seconds of CPU,
+    and at low priority it uses what the busy process leaves instead of slowing it down.
+    """
+    thread = threading.Thread(target=_load_at_low_priority, name="mipro-load-litellm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_at_low_priority() -> None:
+    if sys.platform.startswith("linux"):  # on Linux a niceness can be set per thread
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+    get_litellm()
+
+
+def _import_litellm() -> ModuleType:
     # Without this, importing litellm fetches the model price map from the network.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ConfigError, LMError
-from ._litellm import get_litellm
+from ._litellm import get_litellm, load_in_background
 from .cache import cache_dir, open_cache, request_key
 
 Messages = list[dict[str, Any]]
@@ -116,9 +116,16 @@ class LM:
         """Request parameters that can change a reply (part of the cache key and fingerprints)."""
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.kwargs}
 
-    def warm_up(self) -> None:
-        """Import litellm now (seconds of CPU on a small machine) instead of at the first call."""
-        get_litellm()
+    def warm_up(self, *, background: bool = False) -> None:
+        """Import litellm now (seconds of CPU on a small machine) instead of at the first call.
+
+        ``background``: on a low-priority thread, for a process that only waits for another
+        meanwhile; a call made before it is done waits for it.
+        """
+        if background:
+            load_in_background()
+        else:
+            get_litellm()
 
     def __call__(self, messages: Messages, **overrides: Any) -> str:
         return self.complete(messages, **overrides).text

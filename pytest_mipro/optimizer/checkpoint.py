@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,20 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def setup_lock(self) -> Iterator[None]:
-        """Held while the one-time steps run, so only one process does them."""
-        from filelock import FileLock
+    def setup_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Held while the one-time steps run, so only one process does them.
+
+        ``on_wait`` is called once before waiting, when another process holds the lock.
+        """
+        from filelock import FileLock, Timeout
 
         lock = FileLock(str(self.directory / "setup.lock"))
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait()
+            lock.acquire()
         try:
             yield
         finally:

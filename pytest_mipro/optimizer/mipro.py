@@ -330,13 +330,11 @@ class _Run:
         """The search on the checkpoint's study; one-time steps are done by whoever comes first.
 
         The processes of a run arrive here together. The first takes the lock and makes LM
-        calls, on its peers' share of threads too, since they only wait; the others load the
-        LM client library before they queue for the lock rather than after it, which takes
-        seconds of CPU that the waiting leaves spare.
+        calls, on its peers' share of threads too, since they only wait. The others load the
+        LM client library while they wait, at low priority: seconds of CPU that would
+        otherwise delay the first process's start on a small machine.
         """
-        if checkpoint.peers > 1:
-            self.task_model.warm_up()
-        with checkpoint.setup_lock():
+        with checkpoint.setup_lock(on_wait=lambda: self.task_model.warm_up(background=True)):
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
             if not checkpoint.storage_url:
                 checkpoint.forget_old_claims()

@@ -26,3 +26,24 @@ def test_the_first_process_of_a_run_fails_a_dead_runs_trials_and_later_ones_touc
     assert fail_stale_trials(study, second) == 0  # a worker arriving late: it is not dead
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states == {dead.number: TrialState.FAIL, fresh.number: TrialState.RUNNING}
+
+
+def test_the_setup_lock_calls_on_wait_only_when_another_process_holds_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    waited: list[str] = []
+    with Checkpoint(tmp_path, run_id="r").setup_lock(on_wait=lambda: waited.append("first")):
+        pass
+    assert waited == []  # nobody held it
+
+    holder = subprocess.Popen(  # another process holds the lock for a moment
+        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+         f"with FileLock({str(tmp_path / 'setup.lock')!r}):\n    print('held', flush=True)\n    time.sleep(1)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with Checkpoint(tmp_path, run_id="r").setup_lock(on_wait=lambda: waited.append("second")):
+        pass
+    assert holder.wait(timeout=30) == 0
+    assert waited == ["second"]

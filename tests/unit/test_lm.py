@@ -283,3 +283,29 @@ def test_loading_litellm_freezes_the_heap_at_exit_so_the_last_collection_is_skip
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
     assert int(done.stdout) > 100_000  # litellm's objects, which exit would otherwise walk
+
+
+def test_a_background_warm_up_loads_litellm_at_low_priority_and_a_call_meanwhile_waits_for_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, threading\n"
+        "from pytest_mipro.lm import _litellm\n"
+        "thread = _litellm.load_in_background()\n"
+        "nice = base = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "while thread.is_alive() and nice == base:  # until the thread has lowered itself\n"
+        "    try:\n"
+        "        nice = os.getpriority(os.PRIO_PROCESS, thread.native_id)\n"
+        "    except OSError:  # it ended meanwhile (or not Linux)\n"
+        "        break\n"
+        "litellm = _litellm.get_litellm()  # waits for the thread rather than importing again\n"
+        "providers = [e['provider'] for e in litellm.custom_provider_map]\n"
+        "print(nice, os.getpriority(os.PRIO_PROCESS, 0), sorted(providers))\n"
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    thread_nice, process_nice, providers = done.stdout.split(" ", 2)
+    if sys.platform.startswith("linux"):
+        assert int(thread_nice) == int(process_nice) + 10  # only the loading thread is lowered
+    assert providers.strip() == "['fake', 'local']"  # set up once
