@@ -11,12 +11,13 @@ time (their random draws are made in order first, so the candidates do not depen
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +132,9 @@ class GroundedProposer:
         """
         if self._prepared is None:
             context = self._shared_context()
-            roles = {name: self._module_description(p, context) for name, p in self.program.named_predictors()}
-            self._prepared = (context, roles)
+            named = self.program.named_predictors()
+            describe = [functools.partial(self._module_description, predictor, context) for _, predictor in named]
+            self._prepared = (context, {name: text for (name, _), text in zip(named, self._in_parallel(describe))})
 
     def propose(self, demo_sets: dict[str, list[list[Example]]], num_candidates: int) -> dict[str, list[str]]:
         """``num_candidates`` instructions per predictor, the original first; fewer if the budget runs out."""
@@ -158,17 +160,24 @@ class GroundedProposer:
         return candidates
 
     def _shared_context(self) -> dict[str, str]:
-        context = {"dataset_description": "", "program_code": "", "program_description": ""}
-        if self.switches.data_aware:
-            context["dataset_description"] = self.dataset_summary()
-        if self.switches.program_aware:
-            context["program_code"] = program_source(self.program)
-            context["program_description"] = self._ask(
-                DescribeProgram,
-                program_code=context["program_code"],
-                program_example=_example_text(self.trainset[0]) if self.trainset else "",
-            )
-        return context
+        """The dataset summary and the program description: two independent chains of calls."""
+        code = program_source(self.program) if self.switches.program_aware else ""
+        summary, description = self._in_parallel([
+            self.dataset_summary if self.switches.data_aware else str,
+            (lambda: self._program_description(code)) if self.switches.program_aware else str,
+        ])
+        return {"dataset_description": summary, "program_code": code, "program_description": description}
+
+    def _program_description(self, code: str) -> str:
+        example = _example_text(self.trainset[0]) if self.trainset else ""
+        return self._ask(DescribeProgram, program_code=code, program_example=example)
+
+    def _in_parallel(self, questions: Sequence[Callable[[], str]]) -> list[str]:
+        """Each question's answer, in order; asked at once when the thread count allows."""
+        if self.num_threads <= 1 or len(questions) <= 1:
+            return [ask() for ask in questions]
+        futures = run_in_threads(lambda ask: ask(), questions, min(self.num_threads, len(questions)))
+        return [future.result() for future in futures]  # a spent budget raises, as it would in order
 
     def dataset_summary(self) -> str:
         """Observations over batches of ``view_data_batch_size`` examples, condensed to a few sentences."""

@@ -238,3 +238,23 @@ def test_proposals_are_asked_num_threads_at_a_time_and_do_not_depend_on_it(fake_
         parallel = threaded.propose({"self": demo_sets()}, num_candidates=6)
     assert parallel == serial and len(serial["self"]) == 6  # same draws, same order
     assert in_flight.peak == 4  # five proposals, four at a time
+
+
+def test_the_data_and_the_program_are_described_at_once_with_threads_and_give_the_same_candidates(fake_model: Any) -> None:
+    """The dataset summary and the program description are independent chains of calls."""
+    in_flight = InFlight()
+
+    def slow(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        if asked_for(messages) != "Proposed instruction":
+            in_flight.wait(0.05)
+        return prompt_answer(messages, params)
+
+    with configure(cache=False):
+        serial = proposer(fake_model(slow), program=Pipeline())
+        serial_candidates = serial.propose({"describe": demo_sets(), "classify": demo_sets()}, num_candidates=3)
+        assert in_flight.peak == 1
+        threaded = proposer(fake_model(slow), program=Pipeline())
+        threaded.num_threads = 2
+        threaded_candidates = threaded.propose({"describe": demo_sets(), "classify": demo_sets()}, num_candidates=3)
+    assert in_flight.peak == 2  # the summary with the program description, then both module descriptions
+    assert threaded_candidates == serial_candidates
