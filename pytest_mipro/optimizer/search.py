@@ -31,6 +31,7 @@ log = logging.getLogger("pytest_mipro")
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
 QUEUED_FULL = "full-queued"  # a queued full evaluation, until a process runs it (kind becomes full or full-pruned)
 PRUNED = "-pruned"  # kind suffix of an evaluation stopped early by racing
+HELP_ROUNDS = 8  # an idle process helps with a running minibatch trial that has this many rounds of calls left
 
 
 def with_pruned(*kinds: str) -> tuple[str, ...]:
@@ -344,12 +345,22 @@ class BayesianSearch:
         return True
 
     def _examples_of(self, trial: Any) -> list[Example] | None:
-        """What another process's running trial evaluates (None for the baseline or an unknown kind)."""
+        """What another process's running trial evaluates, if it is worth helping with.
+
+        None for the baseline, and for a minibatch trial whose owner has fewer than
+        ``HELP_ROUNDS`` rounds of calls left: helping saves time in proportion to the rounds
+        left, while what a helper scored from the back of a trial that racing stops is
+        wasted. With one call at a time, a minibatch is dozens of rounds and worth sharing;
+        with many threads, a few, which helpers would mostly overshoot.
+        """
         kind = trial.user_attrs.get("kind")
         if kind in (QUEUED_FULL, "full"):
             return self._full_order()
         if kind == "minibatch":
-            return self._batch(trial.number)
+            batch = self._batch(trial.number)
+            scored = max(trial.intermediate_values, default=0)
+            rounds_left = (len(batch) - scored) / max(1, self.evaluate.num_threads)
+            return batch if rounds_left >= HELP_ROUNDS else None
         return None
 
     def _evaluate_trial(
