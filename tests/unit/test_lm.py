@@ -268,10 +268,17 @@ def test_default_lm_without_configuration_explains_how(monkeypatch: pytest.Monke
         default_lm()
 
 
-def test_loading_litellm_freezes_the_heap_at_exit_so_the_last_collection_is_skipped() -> None:
+def _in_a_fresh_interpreter(code: str) -> str:
+    """What ``code`` prints when run by a new Python, where litellm is not loaded yet."""
     import subprocess
     import sys
 
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    return done.stdout
+
+
+def test_loading_litellm_freezes_the_heap_at_exit_so_the_last_collection_is_skipped() -> None:
     code = (
         "import atexit, gc\n"
         "from pytest_mipro.lm._litellm import get_litellm\n"
@@ -280,13 +287,10 @@ def test_loading_litellm_freezes_the_heap_at_exit_so_the_last_collection_is_skip
         "atexit._run_exitfuncs()\n"
         "print(gc.get_freeze_count())\n"
     )
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
-    assert int(done.stdout) > 100_000  # litellm's objects, which exit would otherwise walk
+    assert int(_in_a_fresh_interpreter(code)) > 100_000  # litellm's objects, which exit would otherwise walk
 
 
 def test_a_background_warm_up_loads_litellm_at_low_priority_and_a_call_meanwhile_waits_for_it() -> None:
-    import subprocess
     import sys
 
     code = (
@@ -303,9 +307,7 @@ def test_a_background_warm_up_loads_litellm_at_low_priority_and_a_call_meanwhile
         "providers = [e['provider'] for e in litellm.custom_provider_map]\n"
         "print(nice, os.getpriority(os.PRIO_PROCESS, 0), sorted(providers))\n"
     )
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
-    thread_nice, process_nice, providers = done.stdout.split(" ", 2)
+    thread_nice, process_nice, providers = _in_a_fresh_interpreter(code).split(" ", 2)
     if sys.platform.startswith("linux"):
         assert int(thread_nice) == int(process_nice) + 10  # only the loading thread is lowered
     assert providers.strip() == "['fake', 'local']"  # set up once
