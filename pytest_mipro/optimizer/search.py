@@ -488,12 +488,12 @@ class BayesianSearch:
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
     def _scored_elsewhere(self, study: Any, combo: Combo) -> set[str]:
-        """Examples ``combo`` was scored on by evaluations this process did not run.
+        """Examples ``combo`` was scored on by the study's finished evaluations of it.
 
-        Another process's, or this run's before it was interrupted: their replies are in the
-        response cache, so scoring them again is free, and racing on them first decides with
-        what the run already knows. Only evaluations that ran to the end count; one stopped
-        early scored a prefix this process cannot reconstruct.
+        Whichever process ran them (another one, or this run before it was interrupted),
+        their replies are in the response cache, so scoring them again is free, and racing
+        on them first decides with what the run already knows. Only evaluations that ran to
+        the end count; one stopped early scored a prefix that cannot be reconstructed.
         """
         uids: set[str] = set()
         for trial in _trials_of_kind(study, ("minibatch", "full", "baseline")):
