@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import config
 from ..errors import BudgetExceeded, ConfigError
@@ -32,6 +32,7 @@ from .presets import (
     MIN_MINIBATCH_VALSET,
     default_val_split,
     num_trials_for,
+    race_confidence_for,
     subsample,
 )
 from .propose import GroundedProposer, ProposerSwitches
@@ -97,7 +98,8 @@ class MIPROv2:
     search cleanly with the best program so far), ``on_trial`` (called with each
     :class:`TrialLog`) and ``race_confidence``: every evaluation stops once its candidate
     is, at this one-sided confidence, worse on the valset than the best so far (None stops
-    only where that is certain, which never changes the result). Scores are fractions in [0, 1].
+    only where that is certain, which never changes the result; "auto" takes the preset's:
+    0.85 for light, 0.95 otherwise). Scores are fractions in [0, 1].
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class MIPROv2:
         max_cost: float | None = None,
         on_trial: Callable[[TrialLog], None] | None = None,
         checkpoint: Checkpoint | None = None,
-        race_confidence: float | None = 0.95,
+        race_confidence: float | Literal["auto"] | None = "auto",
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -147,8 +149,10 @@ class MIPROv2:
         self.max_cost = max_cost
         self.on_trial = on_trial
         self.checkpoint = checkpoint
-        if race_confidence is not None and not 0.5 <= race_confidence < 1.0:
-            raise ValueError(f"race_confidence must be in [0.5, 1) or None, got {race_confidence!r}.")
+        if race_confidence not in (None, "auto") and not (
+            isinstance(race_confidence, (int, float)) and 0.5 <= race_confidence < 1.0
+        ):
+            raise ValueError(f"race_confidence must be 'auto', None or in [0.5, 1), got {race_confidence!r}.")
         self.race_confidence = race_confidence
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
@@ -192,7 +196,7 @@ class MIPROv2:
             full_eval_steps=minibatch_full_eval_steps,
             seed=plan.seed,
             n_startup_trials=_startup_trials(plan.num_trials),
-            race_confidence=self.race_confidence,
+            race_confidence=race_confidence_for(self.auto, self.race_confidence),
         )
         if self.checkpoint is not None:
             search.constant_liar = True  # processes sharing a study must not pile onto one trial

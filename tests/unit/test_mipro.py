@@ -39,9 +39,9 @@ def student() -> Predict:
 # ---- validation errors: the same messages as dspy.MIPROv2 ----
 
 
-@pytest.mark.parametrize("confidence", [0.3, 1.0, 2])
-def test_race_confidence_out_of_range_is_a_clear_error(confidence: float) -> None:
-    with pytest.raises(ValueError, match=rf"race_confidence must be in \[0\.5, 1\) or None, got {confidence}"):
+@pytest.mark.parametrize("confidence", [0.3, 1.0, 2, "light"])
+def test_race_confidence_out_of_range_is_a_clear_error(confidence: Any) -> None:
+    with pytest.raises(ValueError, match=rf"race_confidence must be 'auto', None or in \[0\.5, 1\), got {confidence!r}"):
         MIPROv2(metric=exact_match, race_confidence=confidence)
 
 
@@ -139,11 +139,40 @@ def test_trial_count_table(auto: str, table: dict[tuple[int, bool], int]) -> Non
 
 
 def test_presets() -> None:
-    assert {k: (p.num_candidates, p.val_size) for k, p in AUTO_PRESETS.items()} == {
-        "light": (6, 100),
-        "medium": (12, 300),
-        "heavy": (18, 1000),
+    assert {k: (p.num_candidates, p.val_size, p.race_confidence) for k, p in AUTO_PRESETS.items()} == {
+        "light": (6, 100, 0.85),
+        "medium": (12, 300, 0.95),
+        "heavy": (18, 1000, 0.95),
     }
+
+
+@pytest.mark.parametrize(
+    ("init", "expected"),
+    [
+        ({}, 0.85),  # auto="light" by default
+        ({"auto": "medium"}, 0.95),
+        ({"auto": None, "num_candidates": 2}, 0.95),
+        ({"race_confidence": 0.99}, 0.99),
+        ({"race_confidence": None}, None),
+    ],
+)
+def test_the_search_races_at_the_preset_s_confidence_unless_one_is_given(
+    task: Any, prompt: Any, monkeypatch: pytest.MonkeyPatch, init: dict[str, Any], expected: float | None
+) -> None:
+    from pytest_mipro.optimizer.search import BayesianSearch
+
+    used: list[float | None] = []
+    run = BayesianSearch.run
+
+    def spy(self: BayesianSearch, *args: Any, **kwargs: Any) -> Any:
+        used.append(self.settings.race_confidence)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(BayesianSearch, "run", spy)
+    opt = optimizer(task, prompt, max_bootstrapped_demos=1, max_labeled_demos=1, **init)
+    manual = {"num_trials": 2, "minibatch": False} if init.get("auto", "light") is None else {}
+    opt.compile(student(), trainset=foods(2), **manual)
+    assert used == [expected]
 
 
 def test_default_split_validates_on_the_last_80_percent(task: Any, prompt: Any) -> None:
