@@ -36,14 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # (label, SearchSettings overrides): the default first, then the alternatives we measured.
 DESIGNS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("default: minibatch 35, race_confidence 0.95", {}),
+    ("default (light): minibatch 35, race_confidence 0.85", {}),
     ("race_confidence None (only certain losers stop)", {"race_confidence": None}),
     ("race_confidence 0.8", {"race_confidence": 0.8}),
     ("race_confidence 0.9", {"race_confidence": 0.9}),
+    ("race_confidence 0.95 (medium and heavy; light until 2026-11-29)", {"race_confidence": 0.95}),
     ("race_confidence 0.99", {"race_confidence": 0.99}),
     ("minibatch 20", {"minibatch_size": 20}),
     ("minibatch 25", {"minibatch_size": 25}),
     ("a full evaluation every 10 trials, not 5", {"full_eval_steps": 10}),
+    ("8 trials, not 10, at race_confidence 0.95", {"race_confidence": 0.95, "num_trials": 8}),
     ("no minibatches: every trial a raced full evaluation", {"minibatch": False}),
     ("no minibatches, race_confidence 0.98", {"minibatch": False, "race_confidence": 0.98}),
 )
@@ -116,7 +118,7 @@ class ReplayedEvaluate:
 def replay_once(table: dict[str, Any], seed: int, **overrides: Any) -> tuple[int, tuple[int, int]]:
     from pytest_mipro import Example, Predict
     from pytest_mipro.optimizer.mipro import _startup_trials
-    from pytest_mipro.optimizer.presets import num_trials_for
+    from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
     from pytest_mipro.optimizer.search import (
         BayesianSearch,
         SearchSettings,
@@ -136,7 +138,7 @@ def replay_once(table: dict[str, Any], seed: int, **overrides: Any) -> tuple[int
     )
     trials = num_trials_for(1, n_sets, zero_shot=False)
     defaults: dict[str, Any] = {"num_trials": trials, "minibatch_size": 35, "full_eval_steps": 5, "seed": seed,
-                                "n_startup_trials": _startup_trials(trials), "race_confidence": 0.95}
+                                "n_startup_trials": _startup_trials(trials), "race_confidence": AUTO_PRESETS["light"].race_confidence}
     settings = SearchSettings(**{**defaults, **overrides})
     outcome = BayesianSearch(space=space, valset=valset, evaluate=evaluate, settings=settings, rng=random.Random(seed)).run()
     ((instruction, demos),) = outcome.best_combo
