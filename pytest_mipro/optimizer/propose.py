@@ -122,6 +122,14 @@ class GroundedProposer:
     num_threads: int = 1
     failed_proposals: int = 0
     _prepared: tuple[dict[str, str], dict[str, str]] | None = field(default=None, init=False, repr=False)
+    _program_code: str = field(default="", init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Read here, in the thread that builds the proposer, not in prepare(), which runs on
+        # a background thread: inspect.getsource parses the module with ast.parse, and on
+        # CPython 3.11 two threads parsing at once can fail with "SystemError: AST
+        # constructor recursion depth mismatch" (the parser's depth counter is shared).
+        self._program_code = program_source(self.program) if self.switches.program_aware else ""
 
     def prepare(self) -> None:
         """Ask the prompt model about the data, the program and each predictor's role, once.
@@ -161,7 +169,7 @@ class GroundedProposer:
 
     def _shared_context(self) -> dict[str, str]:
         """The dataset summary and the program description: two independent chains of calls."""
-        code = program_source(self.program) if self.switches.program_aware else ""
+        code = self._program_code
         summary, description = self._in_parallel([
             self.dataset_summary if self.switches.data_aware else str,
             (lambda: self._program_description(code)) if self.switches.program_aware else str,

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import inspect
 import random
 import re
+import threading
 from typing import Any
 
 import pytest
 
 from pytest_mipro import Budget, ChainOfThought, Example, Module, Predict, Prediction, configure, context
+from pytest_mipro.optimizer._threads import alongside
 from pytest_mipro.optimizer.propose import TIPS, GroundedProposer, ProposerSwitches, strip_prefix, summary_calls
 
 from ._tasks import RULE, InFlight, asked_for, foods, prompt_answer
@@ -258,3 +261,25 @@ def test_the_data_and_the_program_are_described_at_once_with_threads_and_give_th
         threaded_candidates = threaded.propose({"describe": demo_sets(), "classify": demo_sets()}, num_candidates=3)
     assert in_flight.peak == 2  # the summary with the program description, then both module descriptions
     assert threaded_candidates == serial_candidates
+
+
+def test_the_program_source_is_read_where_the_proposer_is_built_not_on_prepare_s_thread(
+    fake_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inspect.getsource runs ast.parse, which CPython 3.11 cannot run on two threads at once;
+    prepare() runs on a background thread while the demos are bootstrapped."""
+    readers: list[threading.Thread] = []
+    getsource = inspect.getsource
+
+    def spy(obj: Any) -> str:
+        readers.append(threading.current_thread())
+        return getsource(obj)
+
+    monkeypatch.setattr(inspect, "getsource", spy)
+    prompt = fake_model(prompt_answer)
+    built = proposer(prompt, program=Pipeline())
+    with alongside(built.prepare) as preparing:
+        pass
+    preparing.result()
+    assert readers == [threading.current_thread()]
+    assert any("class Pipeline(Module)" in m[-1]["content"] for m, _ in prompt.requests)
