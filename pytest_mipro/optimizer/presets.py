@@ -14,8 +14,6 @@ T = TypeVar("T")
 MIN_MINIBATCH_VALSET = 50  # with auto, valsets this small get a full eval every trial
 DEFAULT_MINIBATCH_SIZE = 35  # compile()'s default, as in dspy.MIPROv2
 MAX_VALSET = 1000
-
-
 DEFAULT_RACE_CONFIDENCE = 0.95  # racing with auto=None
 
 
@@ -23,8 +21,8 @@ DEFAULT_RACE_CONFIDENCE = 0.95  # racing with auto=None
 class AutoPreset:
     num_candidates: int
     val_size: int
-    # Ours, not dspy's. How readily racing stops a minibatch trial: light trades a little
-    # of the pick for about a quarter fewer search calls (bench/racing_replay.py).
+    # Ours, not dspy's. How readily racing stops an evaluation: light trades a little of
+    # the pick for about a quarter fewer search calls (bench/racing_replay.py).
     race_confidence: float = DEFAULT_RACE_CONFIDENCE
 
 
@@ -37,9 +35,9 @@ AUTO_PRESETS = {
 
 def race_confidence_for(auto: str | None, requested: float | str | None) -> float | None:
     """``race_confidence="auto"`` means the preset's, or 0.95 without one; anything else stands."""
-    if requested != "auto":
-        return requested  # type: ignore[return-value]
-    return AUTO_PRESETS[auto].race_confidence if auto is not None else DEFAULT_RACE_CONFIDENCE
+    if isinstance(requested, str):  # "auto", the only string MIPROv2 accepts
+        return AUTO_PRESETS[auto].race_confidence if auto is not None else DEFAULT_RACE_CONFIDENCE
+    return requested
 
 
 def num_trials_for(num_predictors: int, num_candidates: int, *, zero_shot: bool) -> int:
