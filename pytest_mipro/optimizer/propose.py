@@ -169,16 +169,15 @@ class GroundedProposer:
 
     def _shared_context(self) -> dict[str, str]:
         """The dataset summary and the program description: two independent chains of calls."""
-        code = self._program_code
         summary, description = self._in_parallel([
             self.dataset_summary if self.switches.data_aware else str,
-            (lambda: self._program_description(code)) if self.switches.program_aware else str,
+            self._program_description if self.switches.program_aware else str,
         ])
-        return {"dataset_description": summary, "program_code": code, "program_description": description}
+        return {"dataset_description": summary, "program_code": self._program_code, "program_description": description}
 
-    def _program_description(self, code: str) -> str:
+    def _program_description(self) -> str:
         example = _example_text(self.trainset[0]) if self.trainset else ""
-        return self._ask(DescribeProgram, program_code=code, program_example=example)
+        return self._ask(DescribeProgram, program_code=self._program_code, program_example=example)
 
     def _in_parallel(self, questions: Sequence[Callable[[], str]]) -> list[str]:
         """Each question's answer, in order; asked at once when the thread count allows."""
