@@ -5,7 +5,7 @@ instructions for one seed of the AG News task of bench/compare_dspy.py, exactly 
 ``MIPROv2(auto="light")`` does, then score every (instruction, demo set) candidate on the
 whole validation set and on a test slice. Writes bench/results/racing_scores_seed<N>.json.
 
-Step 2 (``replay``, a minute): run the real search code (Optuna TPE, minibatches, full
+Step 2 (``replay``, half a minute): run the real search code (Optuna TPE, minibatches, full
 evaluations, racing) many times with different seeds against those scores, for several
 search designs (``race_confidence`` values, minibatch sizes, full evaluations only),
 counting the examples each run pays for and the validation and test score of the candidate
@@ -118,7 +118,7 @@ class ReplayedEvaluate:
 def replay_once(table: dict[str, Any], seed: int, **overrides: Any) -> tuple[int, tuple[int, int]]:
     from pytest_mipro import Example, Predict
     from pytest_mipro.optimizer.mipro import _startup_trials
-    from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
+    from pytest_mipro.optimizer.presets import AUTO_PRESETS, DEFAULT_MINIBATCH_SIZE, num_trials_for
     from pytest_mipro.optimizer.search import (
         BayesianSearch,
         SearchSettings,
@@ -137,7 +137,7 @@ def replay_once(table: dict[str, Any], seed: int, **overrides: Any) -> tuple[int
         {"self": demo_sets},
     )
     trials = num_trials_for(1, n_sets, zero_shot=False)
-    defaults: dict[str, Any] = {"num_trials": trials, "minibatch_size": 35, "full_eval_steps": 5, "seed": seed,
+    defaults: dict[str, Any] = {"num_trials": trials, "minibatch_size": DEFAULT_MINIBATCH_SIZE, "full_eval_steps": 5, "seed": seed,
                                 "n_startup_trials": _startup_trials(trials), "race_confidence": AUTO_PRESETS["light"].race_confidence}
     settings = SearchSettings(**{**defaults, **overrides})
     outcome = BayesianSearch(space=space, valset=valset, evaluate=evaluate, settings=settings, rng=random.Random(seed)).run()
