@@ -16,7 +16,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,9 @@ class ScoreMemo:
     """Per-combination results by example id, so no prediction is paid for twice in a run."""
 
     results: dict[Combo, dict[str, ExampleResult]] = field(default_factory=dict)
+    # Scored, but past the example where a race stopped: not known to the search until an
+    # evaluation asks for them, so it decides as if they had never been scored.
+    set_aside: dict[Combo, dict[str, ExampleResult]] = field(default_factory=dict)
 
     def evaluate(
         self,
@@ -142,6 +145,10 @@ class ScoreMemo:
         program: Module | None = None,  # ``space.build(combo)``, when the caller built it already
     ) -> EvaluationResult:
         known = self.results.setdefault(combo, {})
+        spare = self.set_aside.get(combo, {})
+        for ex in examples:
+            if ex.uid not in known and ex.uid in spare:
+                known[ex.uid] = spare.pop(ex.uid)
         missing = [ex for ex in examples if ex.uid not in known]
         if missing:
             fresh = evaluate(program if program is not None else space.build(combo), missing)
@@ -150,6 +157,14 @@ class ScoreMemo:
         results = [known[ex.uid] for ex in examples]
         score = sum(r.score for r in results) / len(results) if results else 0.0
         return EvaluationResult(score, results)
+
+    def put_aside(self, combo: Combo, examples: Sequence[Example]) -> None:
+        """Forget ``combo``'s results on ``examples`` until an evaluation asks for them again."""
+        known = self.results.get(combo, {})
+        spare = self.set_aside.setdefault(combo, {})
+        for ex in examples:
+            if ex.uid in known:
+                spare[ex.uid] = known.pop(ex.uid)
 
     def known_scores(self, examples: Sequence[Example]) -> dict[Combo, list[float]]:
         """Per-example scores of every combination already scored on all of ``examples``."""
@@ -477,12 +492,19 @@ class BayesianSearch:
         while size < len(order):
             if self.settings.shared and time.monotonic() - read_at >= self.settings.poll_interval:
                 reference, read_at = self._race_reference(study, combo, against_full_only), time.monotonic()
-            upper = self._upper_bound(combo) if size else float("inf")
-            if upper < reference or (upper == reference and not keep_ties):
+            if size and self._cannot_win(combo, reference, keep_ties):
                 return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
             program = program if program is not None else self.space.build(combo)
-            self.memo.evaluate(self.evaluate, self.space, combo, order[size : size + chunk], program)
-            size = min(len(order), size + chunk)
+            scored = order[size : size + chunk]
+            self.memo.evaluate(self.evaluate, self.space, combo, scored, program)
+            # A chunk is scored at once but judged one example at a time, as on one thread: a
+            # loser stops where it would have stopped there, and the search takes the same
+            # decisions at any number of threads. The rest of the chunk is set aside.
+            for stop in range(1, len(scored)):
+                if self._cannot_win(combo, reference, keep_ties, leaving_out=scored[stop:]):
+                    self.memo.put_aside(combo, scored[stop:])
+                    return self.memo.evaluate(self.evaluate, self.space, combo, order[: size + stop]), True
+            size += len(scored)
             if on_progress is not None and size < len(order):
                 on_progress(self.memo.evaluate(self.evaluate, self.space, combo, order[:size]).score, size)
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
@@ -515,11 +537,19 @@ class BayesianSearch:
         low, high = rate_bounds(score, n, confidence) if confidence is not None and n else (0.0, 1.0)
         return (score * n + low * (size - n)) / size, (score * n + high * (size - n)) / size
 
-    def _upper_bound(self, combo: Combo) -> float:
-        """The best valset score ``combo`` can still plausibly have, from every example this process scored."""
-        known = self.memo.results.get(combo, {})
-        mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
-        return self._valset_bounds(mean, len(known))[1]
+    def _cannot_win(self, combo: Combo, reference: float, keep_ties: bool, leaving_out: Sequence[Example] = ()) -> bool:
+        """Whether ``combo``'s upper bound is below ``reference`` (or equal, a tie it cannot win unless ``keep_ties``)."""
+        upper = self._upper_bound(combo, {ex.uid for ex in leaving_out})
+        return upper < reference or (upper == reference and not keep_ties)
+
+    def _upper_bound(self, combo: Combo, leaving_out: Collection[str] = ()) -> float:
+        """The best valset score ``combo`` can still plausibly have, from every example this process scored.
+
+        ``leaving_out``: example ids to judge without, as if they had not been scored yet.
+        """
+        scores = [r.score for uid, r in self.memo.results.get(combo, {}).items() if uid not in leaving_out]
+        mean = sum(scores) / len(scores) if scores else 0.0
+        return self._valset_bounds(mean, len(scores))[1]
 
     def _race_reference(self, study: Any, combo: Combo, full_only: bool) -> float:
         """What another combination surely scores on the valset: the best lower bound in the study.

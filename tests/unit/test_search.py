@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
 import pytest
 
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
-from pytest_mipro.optimizer.search import BayesianSearch, SearchSettings, SearchSpace, create_study
+from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
 
-from ._tasks import RULE, WORDS, exact_match, fields_of, foods, task_answer
+from ._tasks import RULE, WORDS, exact_match, fields_of, foods, num_demos, task_answer
 
 INSTRUCTIONS = ["Classify.", f"Classify with {RULE}.", "Guess the kind."]
 
@@ -224,6 +225,48 @@ def test_same_seed_same_trials(fake_model: Any) -> None:
     second = search(task).run()
     assert [(t.kind, t.params, t.score) for t in first.trial_logs] == [(t.kind, t.params, t.score) for t in second.trial_logs]
     assert task.calls == calls  # everything came from the cache
+
+
+def _partly_right(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Right on a fixed share of the items that grows with the demos and the rule: racing stops at varied points."""
+    item = fields_of(messages[-1])["item"]
+    skill = 20 + 20 * min(num_demos(messages), 3) + (30 if RULE in messages[0]["content"] else 0)
+    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
+    return WORDS[item.split()[0]] if luck < skill else "unknown"
+
+
+def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model: Any) -> None:
+    """With threads a race scores a chunk at once, but stops where one thread would have stopped."""
+    task = fake_model(_partly_right)
+
+    def run(threads: int) -> tuple[list[tuple[Any, ...]], int]:
+        runner = search(task, num_trials=12, minibatch_size=12, seed=3)
+        runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=threads)
+        before = task.calls
+        with context(cache=False):
+            logs = runner.run().trial_logs
+        return [(t.kind, t.params, t.score, t.num_examples) for t in logs], task.calls - before
+
+    serial, serial_calls = run(1)
+    assert any(t[0].endswith("-pruned") and t[3] % 4 for t in serial)  # stops inside a chunk of 4
+    threaded, threaded_calls = run(4)
+    assert threaded == serial
+    assert threaded_calls > serial_calls  # past a stop, the rest of a chunk was scored and set aside
+
+
+def test_results_set_aside_are_unknown_to_the_search_until_an_evaluation_asks_for_them(fake_model: Any) -> None:
+    task = fake_model(task_answer)
+    configure(lm=task.lm())
+    candidates, valset = space(), foods(1)
+    evaluate, memo, combo = Evaluate(devset=valset, metric=exact_match), ScoreMemo(), space().baseline()
+    with context(cache=False):  # so only the memo can spare the calls
+        memo.evaluate(evaluate, candidates, combo, valset)
+        memo.put_aside(combo, valset[2:])
+        assert memo.known_scores(valset) == {} and len(memo.results[combo]) == 2
+        calls = task.calls
+        again = memo.evaluate(evaluate, candidates, combo, valset)
+    assert task.calls == calls and again.n == len(valset)  # taken back, not paid for again
+    assert list(memo.known_scores(valset)) == [combo]
 
 
 def test_a_spent_budget_returns_the_best_so_far(fake_model: Any) -> None:
