@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,6 +20,11 @@ def run_in_threads(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -
     """
     with ThreadPoolExecutor(max_workers) as pool:
         return [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+
+
+def submit_in_context(pool: Executor, fn: Callable[..., R], *args: object) -> Future[R]:
+    """``pool.submit(fn, *args)``, run in a copy of the caller's context (see :func:`run_in_threads`)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
 @contextlib.contextmanager

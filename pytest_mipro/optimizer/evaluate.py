@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BudgetExceeded, MiproError
 from ..example import Example, Prediction
 from ..program import Module
-from ._threads import run_in_threads
+from ._threads import run_in_threads, submit_in_context
 
 log = logging.getLogger("pytest_mipro")
 Metric = Callable[..., Any]
@@ -110,6 +113,44 @@ class Evaluate:
             log.info("Evaluated %d examples: score %.3f", len(results), score)
         return EvaluationResult(score, results)
 
+    def iterate(
+        self,
+        program: Module,
+        examples: Sequence[Example],
+        pool: Executor | None = None,
+        on_dropped: Callable[[ExampleResult], None] | None = None,
+    ) -> Generator[ExampleResult, None, None]:
+        """The results one by one, in ``examples`` order, for a caller that judges each and may stop.
+
+        On one thread (or without ``pool``) an example is scored when the caller asks for the
+        next result. With ``pool`` (``num_threads`` workers), the next ``num_threads``
+        examples are always on their way: a new one starts as each result is given, so no
+        round of calls waits for its slowest one. Closing the iterator early cancels the
+        examples not started yet; ``on_dropped`` gets those that finish anyway. ``max_errors`` counts over all of
+        ``examples``.
+        """
+        errors = _ErrorCount(self.max_errors)
+        if self.num_threads <= 1 or pool is None:
+            for example in examples:
+                yield self._run_one(program, example, errors)
+            return
+        # A window of num_threads examples past the last one given: the threads never run
+        # further ahead of the caller, whose next decision may make the rest unneeded.
+        window: deque[Future[ExampleResult]] = deque()
+        upcoming = iter(examples)
+        try:
+            for example in itertools.islice(upcoming, self.num_threads):
+                window.append(submit_in_context(pool, self._run_one, program, example, errors))
+            while window:
+                result = window.popleft().result()
+                for example in itertools.islice(upcoming, 1):
+                    window.append(submit_in_context(pool, self._run_one, program, example, errors))
+                yield result
+        finally:
+            for future in window:
+                if not future.cancel() and on_dropped is not None:
+                    future.add_done_callback(_passing_result_to(on_dropped))
+
     def _run_one(self, program: Module, example: Example, errors: _ErrorCount) -> ExampleResult:
         try:
             prediction = program(**example.inputs())
@@ -119,6 +160,16 @@ class Evaluate:
         except Exception as exc:  # noqa: BLE001 - a failing example scores 0, up to max_errors
             errors.add(exc, self.provide_traceback)
             return ExampleResult(example, None, 0.0, error=f"{type(exc).__name__}: {exc}")
+
+
+def _passing_result_to(receive: Callable[[ExampleResult], None]) -> Callable[[Any], None]:
+    """A done-callback that hands a future's result on (a failed or cancelled one has none to give)."""
+
+    def callback(future: Any) -> None:
+        if not future.cancelled() and future.exception() is None:
+            receive(future.result())
+
+    return callback
 
 
 class _ErrorCount:

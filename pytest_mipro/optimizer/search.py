@@ -16,7 +16,8 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,13 +159,31 @@ class ScoreMemo:
         score = sum(r.score for r in results) / len(results) if results else 0.0
         return EvaluationResult(score, results)
 
-    def put_aside(self, combo: Combo, examples: Sequence[Example]) -> None:
-        """Forget ``combo``'s results on ``examples`` until an evaluation asks for them again."""
-        known = self.results.get(combo, {})
+    def iterate(
+        self,
+        evaluate: Evaluate,
+        space: SearchSpace,
+        combo: Combo,
+        examples: Sequence[Example],
+        pool: Executor | None = None,
+    ) -> Generator[ExampleResult, None, None]:
+        """``combo``'s result on each example in order, each known once given (see :meth:`Evaluate.iterate`).
+
+        Known and set-aside results come at once; the others are scored. What threads scored
+        past the point where the caller stopped is set aside.
+        """
+        known = self.results.setdefault(combo, {})
         spare = self.set_aside.setdefault(combo, {})
-        for ex in examples:
-            if ex.uid in known:
-                spare[ex.uid] = known.pop(ex.uid)
+        missing = [ex for ex in examples if ex.uid not in known and ex.uid not in spare]
+        to_score = {ex.uid for ex in missing}
+        fresh = evaluate.iterate(space.build(combo), missing, pool, on_dropped=lambda r: spare.__setitem__(r.example.uid, r))
+        try:
+            for ex in examples:
+                if ex.uid not in known:
+                    known[ex.uid] = next(fresh) if ex.uid in to_score else spare.pop(ex.uid)
+                yield known[ex.uid]
+        finally:
+            fresh.close()
 
     def known_scores(self, examples: Sequence[Example]) -> dict[Combo, list[float]]:
         """Per-example scores of every combination already scored on all of ``examples``."""
@@ -230,6 +249,7 @@ class BayesianSearch:
     trial_logs: list[TrialLog] = field(default_factory=list)
     _prefetched: set[int] = field(default_factory=set)  # trial numbers this process helped with
     _shuffled_valset: list[Example] | None = None
+    _pool: ThreadPoolExecutor | None = None
     _started: float = field(default_factory=time.monotonic)
 
     def run(self, study: Any = None) -> SearchOutcome:
@@ -245,6 +265,10 @@ class BayesianSearch:
         except BudgetExceeded as exc:
             log.warning("%s; returning the best program found so far", exc)
             stopped = True
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
         return self.outcome(study, stopped)
 
     def outcome(self, study: Any, stopped: bool = False) -> SearchOutcome:
@@ -465,7 +489,7 @@ class BayesianSearch:
         keep_ties: bool = False,
         on_progress: Callable[[float, int], None] | None = None,
     ) -> tuple[EvaluationResult, bool]:
-        """Evaluate ``combo`` on ``examples`` in chunks until done, or until it cannot win.
+        """Evaluate ``combo`` on ``examples`` until done, or until it cannot win.
 
         An evaluation only matters if its combination may beat the best one so far, so it
         stops once the combination's upper bound on the whole valset is no better than the
@@ -485,28 +509,25 @@ class BayesianSearch:
         size = sum(ex.uid in known for ex in examples)
         reference = self._race_reference(study, combo, against_full_only)
         read_at = time.monotonic()
-        # One example at a time on one thread (every call may be the last one needed); with
-        # threads, a chunk per round so they all stay busy.
-        chunk = max(1, self.evaluate.num_threads)
-        program: Module | None = None  # built once, not once per chunk
-        while size < len(order):
-            if self.settings.shared and time.monotonic() - read_at >= self.settings.poll_interval:
-                reference, read_at = self._race_reference(study, combo, against_full_only), time.monotonic()
-            if size and self._cannot_win(combo, reference, keep_ties):
-                return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
-            program = program if program is not None else self.space.build(combo)
-            scored = order[size : size + chunk]
-            self.memo.evaluate(self.evaluate, self.space, combo, scored, program)
-            # A chunk is scored at once but judged one example at a time, as on one thread: a
-            # loser stops where it would have stopped there, and the search takes the same
-            # decisions at any number of threads. The rest of the chunk is set aside.
-            for stop in range(1, len(scored)):
-                if self._cannot_win(combo, reference, keep_ties, leaving_out=scored[stop:]):
-                    self.memo.put_aside(combo, scored[stop:])
-                    return self.memo.evaluate(self.evaluate, self.space, combo, order[: size + stop]), True
-            size += len(scored)
-            if on_progress is not None and size < len(order):
-                on_progress(self.memo.evaluate(self.evaluate, self.space, combo, order[:size]).score, size)
+        if size and self._cannot_win(combo, reference, keep_ties):
+            return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
+        # Judged one example at a time, whatever the number of threads: a loser stops where
+        # it would on one thread, and the search decides the same at any thread count.
+        report_every = max(1, self.evaluate.num_threads)
+        results = self.memo.iterate(self.evaluate, self.space, combo, order[size:], self._lm_threads())
+        try:
+            for _ in results:
+                size += 1
+                if size == len(order):
+                    break
+                if on_progress is not None and size % report_every == 0:
+                    on_progress(self.memo.evaluate(self.evaluate, self.space, combo, order[:size]).score, size)
+                if self.settings.shared and time.monotonic() - read_at >= self.settings.poll_interval:
+                    reference, read_at = self._race_reference(study, combo, against_full_only), time.monotonic()
+                if self._cannot_win(combo, reference, keep_ties):
+                    return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
+        finally:
+            results.close()
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
     def _scored_elsewhere(self, study: Any, combo: Combo) -> set[str]:
@@ -537,19 +558,26 @@ class BayesianSearch:
         low, high = rate_bounds(score, n, confidence) if confidence is not None and n else (0.0, 1.0)
         return (score * n + low * (size - n)) / size, (score * n + high * (size - n)) / size
 
-    def _cannot_win(self, combo: Combo, reference: float, keep_ties: bool, leaving_out: Sequence[Example] = ()) -> bool:
+    def _lm_threads(self) -> Executor | None:
+        """The threads races score on, kept for the whole search: calls a stopped race left
+        running hold their thread, so the next race's calls wait for them instead of going
+        past ``num_threads``. None on one thread."""
+        if self.evaluate.num_threads <= 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.evaluate.num_threads, thread_name_prefix="mipro-lm")
+        return self._pool
+
+    def _cannot_win(self, combo: Combo, reference: float, keep_ties: bool) -> bool:
         """Whether ``combo``'s upper bound is below ``reference`` (or equal, a tie it cannot win unless ``keep_ties``)."""
-        upper = self._upper_bound(combo, {ex.uid for ex in leaving_out})
+        upper = self._upper_bound(combo)
         return upper < reference or (upper == reference and not keep_ties)
 
-    def _upper_bound(self, combo: Combo, leaving_out: Collection[str] = ()) -> float:
-        """The best valset score ``combo`` can still plausibly have, from every example this process scored.
-
-        ``leaving_out``: example ids to judge without, as if they had not been scored yet.
-        """
-        scores = [r.score for uid, r in self.memo.results.get(combo, {}).items() if uid not in leaving_out]
-        mean = sum(scores) / len(scores) if scores else 0.0
-        return self._valset_bounds(mean, len(scores))[1]
+    def _upper_bound(self, combo: Combo) -> float:
+        """The best valset score ``combo`` can still plausibly have, from every example this process scored."""
+        known = self.memo.results.get(combo, {})
+        mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
+        return self._valset_bounds(mean, len(known))[1]
 
     def _race_reference(self, study: Any, combo: Combo, full_only: bool) -> float:
         """What another combination surely scores on the valset: the best lower bound in the study.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -49,6 +50,19 @@ def test_too_many_errors_stop_the_evaluation(fake_model: Any) -> None:
     lm = fake_model(kind_responder).lm()
     with pytest.raises(TooManyErrors, match="max_errors=1"):
         Evaluate(devset=foods(2), metric=exact_match, max_errors=1)(Predict("item -> kind", lm=lm))
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_iterate_gives_each_result_in_order_and_counts_errors_over_all_of_them(fake_model: Any, threads: int) -> None:
+    lm = fake_model(kind_responder).lm()
+    evaluate, program = Evaluate(devset=foods(2), metric=exact_match, num_threads=threads, max_errors=1), Predict("item -> kind", lm=lm)
+    with ThreadPoolExecutor(threads) as pool:
+        given = []
+        with pytest.raises(TooManyErrors, match="max_errors=1"):  # kale 0 and kale 1
+            for result in evaluate.iterate(program, foods(2), pool):
+                given.append(result.example)
+    assert given == foods(2)[: len(given)]  # in order, up to the second error
+    assert len(given) == 11 or threads > 1  # threads may finish kale 1 before kale 0
 
 
 def test_metric_must_return_a_fraction(fake_model: Any) -> None:

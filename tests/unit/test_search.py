@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -254,18 +256,28 @@ def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model
     assert threaded_calls > serial_calls  # past a stop, the rest of a chunk was scored and set aside
 
 
-def test_results_set_aside_are_unknown_to_the_search_until_an_evaluation_asks_for_them(fake_model: Any) -> None:
-    task = fake_model(task_answer)
+def test_what_threads_scored_past_a_stop_is_set_aside_unknown_to_the_search_and_not_paid_for_again(fake_model: Any) -> None:
+    def slowly(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        time.sleep(0.01)  # so four calls are in flight together
+        return task_answer(messages, params)
+
+    task = fake_model(slowly)
     configure(lm=task.lm())
-    candidates, valset = space(), foods(1)
-    evaluate, memo, combo = Evaluate(devset=valset, metric=exact_match), ScoreMemo(), space().baseline()
-    with context(cache=False):  # so only the memo can spare the calls
-        memo.evaluate(evaluate, candidates, combo, valset)
-        memo.put_aside(combo, valset[2:])
-        assert memo.known_scores(valset) == {} and len(memo.results[combo]) == 2
-        calls = task.calls
+    candidates, valset = space(), foods(2)
+    evaluate, memo, combo = Evaluate(devset=valset, metric=exact_match, num_threads=4), ScoreMemo(), candidates.baseline()
+    with context(cache=False):  # so only the memo can spare calls
+        with ThreadPoolExecutor(4) as pool:  # leaving it waits for the calls still running
+            results = memo.iterate(evaluate, candidates, combo, valset, pool)
+            judged = [next(results), next(results)]
+            results.close()
+        assert [r.example for r in judged] == valset[:2]
+        assert list(memo.results[combo]) == [ex.uid for ex in valset[:2]]  # what the caller judged
+        ahead = set(memo.set_aside[combo])
+        assert {valset[2].uid, valset[3].uid} <= ahead and len(ahead) < len(valset) - 2  # the rest was cancelled
+        assert task.calls == 2 + len(ahead)
+        assert memo.known_scores(valset) == {}
         again = memo.evaluate(evaluate, candidates, combo, valset)
-    assert task.calls == calls and again.n == len(valset)  # taken back, not paid for again
+    assert again.n == len(valset) and task.calls == len(valset)  # nothing paid for twice
     assert list(memo.known_scores(valset)) == [combo]
 
 
@@ -395,14 +407,13 @@ def test_a_race_starts_with_the_examples_another_process_already_scored_the_comb
     calls_before = task.calls
 
     scored: list[str] = []
-    evaluate = runner.evaluate
+    iterate = runner.evaluate.iterate
 
-    def recording(program: Any, examples: Any) -> Any:
+    def recording(program: Any, examples: Any, *args: Any, **kwargs: Any) -> Any:
         scored.extend(ex.uid for ex in examples)
-        return evaluate(program, examples)
+        return iterate(program, examples, *args, **kwargs)
 
-    recording.num_threads = 1  # type: ignore[attr-defined]
-    runner.evaluate = recording  # type: ignore[assignment]
+    runner.evaluate.iterate = recording  # type: ignore[method-assign]
     result, pruned = runner._race(study, combo, runner._full_order(), against_full_only=True)
 
     batch = {ex.uid for ex in other._batch(trial.number)}
