@@ -27,7 +27,7 @@ from ..example import Example
 from ..lm import LM
 from ..program import Module, Predict
 from ..signature import InputField, OutputField, Signature
-from ._threads import run_in_threads
+from ._threads import alongside, run_in_threads
 
 log = logging.getLogger("pytest_mipro")
 
@@ -139,10 +139,16 @@ class GroundedProposer:
         them); :meth:`propose` asks them itself when they have not been asked.
         """
         if self._prepared is None:
-            context = self._shared_context()
-            named = self.program.named_predictors()
-            describe = [functools.partial(self._module_description, predictor, context) for _, predictor in named]
-            self._prepared = (context, {name: text for (name, _), text in zip(named, self._in_parallel(describe))})
+            # Two independent chains of calls: the data (observations, then their summary)
+            # and the program (its description, then each module's role, which needs no data).
+            if self.num_threads > 1:
+                with alongside(functools.partial(self._program_and_roles, self.num_threads - 1)) as program:
+                    summary = self._data_description()
+                description, roles = program.result()
+            else:
+                summary, (description, roles) = self._data_description(), self._program_and_roles(1)
+            context = {"dataset_description": summary, "program_code": self._program_code, "program_description": description}
+            self._prepared = (context, roles)
 
     def propose(self, demo_sets: dict[str, list[list[Example]]], num_candidates: int) -> dict[str, list[str]]:
         """``num_candidates`` instructions per predictor, the original first; fewer if the budget runs out."""
@@ -167,23 +173,25 @@ class GroundedProposer:
             log.warning("budget spent while proposing instructions; searching with the candidates so far")
         return candidates
 
-    def _shared_context(self) -> dict[str, str]:
-        """The dataset summary and the program description: two independent chains of calls."""
-        summary, description = self._in_parallel([
-            self.dataset_summary if self.switches.data_aware else str,
-            self._program_description if self.switches.program_aware else str,
-        ])
-        return {"dataset_description": summary, "program_code": self._program_code, "program_description": description}
+    def _data_description(self) -> str:
+        return self.dataset_summary() if self.switches.data_aware else ""
+
+    def _program_and_roles(self, threads: int) -> tuple[str, dict[str, str]]:
+        """The program's description, then each predictor's role in it, asked on up to ``threads`` threads."""
+        description = self._program_description() if self.switches.program_aware else ""
+        named = self.program.named_predictors()
+        describe = [functools.partial(self._module_description, predictor, description) for _, predictor in named]
+        return description, {name: text for (name, _), text in zip(named, self._in_parallel(describe, threads))}
 
     def _program_description(self) -> str:
         example = _example_text(self.trainset[0]) if self.trainset else ""
         return self._ask(DescribeProgram, program_code=self._program_code, program_example=example)
 
-    def _in_parallel(self, questions: Sequence[Callable[[], str]]) -> list[str]:
-        """Each question's answer, in order; asked at once when the thread count allows."""
-        if self.num_threads <= 1 or len(questions) <= 1:
+    def _in_parallel(self, questions: Sequence[Callable[[], str]], threads: int) -> list[str]:
+        """Each question's answer, in order; asked at once on up to ``threads`` threads."""
+        if threads <= 1 or len(questions) <= 1:
             return [ask() for ask in questions]
-        futures = run_in_threads(lambda ask: ask(), questions, min(self.num_threads, len(questions)))
+        futures = run_in_threads(lambda ask: ask(), questions, min(threads, len(questions)))
         return [future.result() for future in futures]  # a spent budget raises, as it would in order
 
     def dataset_summary(self) -> str:
@@ -204,13 +212,13 @@ class GroundedProposer:
             observations = f"{observations}\n{more}"
         return self._ask(SummarizeObservations, observations=observations) or observations
 
-    def _module_description(self, predictor: Predict, context: dict[str, str]) -> str:
+    def _module_description(self, predictor: Predict, program_description: str) -> str:
         if not self.switches.program_aware:
             return ""
         return self._ask(
             DescribeModule,
-            program_code=context["program_code"],
-            program_description=context["program_description"],
+            program_code=self._program_code,
+            program_description=program_description,
             module=_module_text(predictor),
         )
 

@@ -259,8 +259,18 @@ def test_the_data_and_the_program_are_described_at_once_with_threads_and_give_th
         threaded = proposer(fake_model(slow), program=Pipeline())
         threaded.num_threads = 2
         threaded_candidates = threaded.propose({"describe": demo_sets(), "classify": demo_sets()}, num_candidates=3)
-    assert in_flight.peak == 2  # the summary with the program description, then both module descriptions
+    assert in_flight.peak == 2  # the data chain beside the program chain, one thread each
     assert threaded_candidates == serial_candidates
+
+    with configure(cache=False):
+        wide = proposer(fake := fake_model(slow), program=Pipeline())
+        wide.num_threads = 3
+        assert wide.propose({"describe": demo_sets(), "classify": demo_sets()}, num_candidates=3) == serial_candidates
+    assert in_flight.peak == 3
+    asked = [asked_for(messages) for messages in fake.messages]
+    # The modules' roles need the program's description, not the data: they are asked while
+    # the data is still being described.
+    assert asked.index("Module description") < asked.index("Summary")
 
 
 def test_the_program_source_is_read_where_the_proposer_is_built_not_on_prepare_s_thread(
