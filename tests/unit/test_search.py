@@ -11,7 +11,7 @@ import pytest
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
 from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
 
-from ._tasks import RULE, WORDS, exact_match, fields_of, foods, num_demos, task_answer
+from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, task_answer
 
 INSTRUCTIONS = ["Classify.", f"Classify with {RULE}.", "Guess the kind."]
 
@@ -238,7 +238,7 @@ def _partly_right(messages: list[dict[str, Any]], params: dict[str, Any]) -> str
 
 
 def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model: Any) -> None:
-    """With threads a race scores a chunk at once, but stops where one thread would have stopped."""
+    """With threads a race has several calls in flight, but stops where one thread would have stopped."""
     task = fake_model(_partly_right)
 
     def run(threads: int) -> tuple[list[tuple[Any, ...]], int]:
@@ -253,7 +253,23 @@ def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model
     assert any(t[0].endswith("-pruned") and t[3] % 4 for t in serial)  # stops inside a chunk of 4
     threaded, threaded_calls = run(4)
     assert threaded == serial
-    assert threaded_calls > serial_calls  # past a stop, the rest of a chunk was scored and set aside
+    assert threaded_calls > serial_calls  # the calls in flight at a stop were paid for (and set aside)
+
+
+def test_a_threaded_search_never_has_more_than_num_threads_calls_in_flight(fake_model: Any) -> None:
+    """Calls a stopped race left running keep their thread: the next race waits for it."""
+    in_flight = InFlight()
+
+    def slowly(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        in_flight.wait(0.03)  # longer than asking TPE for the next trial
+        return _partly_right(messages, params)
+
+    runner = search(fake_model(slowly), num_trials=12, minibatch_size=12, seed=3)
+    runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=3)
+    with context(cache=False):
+        outcome = runner.run()
+    assert any(t.kind.endswith("-pruned") for t in outcome.trial_logs)
+    assert in_flight.peak == 3
 
 
 def test_what_threads_scored_past_a_stop_is_set_aside_unknown_to_the_search_and_not_paid_for_again(fake_model: Any) -> None:
