@@ -297,13 +297,16 @@ def test_what_threads_scored_past_a_stop_is_set_aside_unknown_to_the_search_and_
     assert list(memo.known_scores(valset)) == [combo]
 
 
-def test_a_spent_budget_returns_the_best_so_far(fake_model: Any) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_spent_budget_returns_the_best_so_far(fake_model: Any, threads: int) -> None:
     task = fake_model(task_answer)
     runner = search(task, minibatch=False, num_trials=10)
+    runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=threads)
     with context(budget=Budget(max_calls=12 + 5)), configure(cache=False):
         outcome = runner.run()
     assert outcome.stopped_by_budget
     assert task.calls == 12 + 5
+    assert runner._pool is None  # the search's threads are gone
     full = [t for t in outcome.trial_logs if t.kind == "full"]
     assert 1 <= len(outcome.trial_logs) < 10  # the search stopped before its 10 trials
     assert full and outcome.best_score == max(t.score for t in full)
