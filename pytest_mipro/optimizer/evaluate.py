@@ -126,8 +126,8 @@ class Evaluate:
         next result. With ``pool`` (``num_threads`` workers), the next ``num_threads``
         examples are always on their way: a new one starts as each result is given, so no
         round of calls waits for its slowest one. Closing the iterator early cancels the
-        examples not started yet; ``on_dropped`` gets those that finish anyway. ``max_errors`` counts over all of
-        ``examples``.
+        examples not started yet; ``on_dropped`` gets those that finish anyway.
+        ``max_errors`` counts over all of ``examples``.
         """
         errors = _ErrorCount(self.max_errors)
         if self.num_threads <= 1 or pool is None:

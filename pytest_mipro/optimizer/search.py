@@ -143,7 +143,6 @@ class ScoreMemo:
         space: SearchSpace,
         combo: Combo,
         examples: Sequence[Example],
-        program: Module | None = None,  # ``space.build(combo)``, when the caller built it already
     ) -> EvaluationResult:
         known = self.results.setdefault(combo, {})
         spare = self.set_aside.get(combo, {})
@@ -152,7 +151,7 @@ class ScoreMemo:
                 known[ex.uid] = spare.pop(ex.uid)
         missing = [ex for ex in examples if ex.uid not in known]
         if missing:
-            fresh = evaluate(program if program is not None else space.build(combo), missing)
+            fresh = evaluate(space.build(combo), missing)
             for result in fresh.results:
                 known[result.example.uid] = result
         results = [known[ex.uid] for ex in examples]
