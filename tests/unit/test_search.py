@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
+from pytest_mipro.optimizer.evaluate import TooManyErrors
 from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
 
 from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, task_answer
@@ -311,6 +312,17 @@ def test_a_spent_budget_returns_the_best_so_far(fake_model: Any, threads: int) -
     assert 1 <= len(outcome.trial_logs) < 10  # the search stopped before its 10 trials
     assert full and outcome.best_score == max(t.score for t in full)
     assert not any(t.kind.startswith("baseline") for t in outcome.trial_logs)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_max_errors_counts_over_a_whole_evaluation(fake_model: Any, threads: int) -> None:
+    def broken(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        raise ValueError("the provider is down")
+
+    runner = search(fake_model(broken), minibatch_size=6)
+    runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=threads, max_errors=3)
+    with context(cache=False), pytest.raises(TooManyErrors, match="max_errors=3"):
+        runner.run()
 
 
 def test_zero_shot_space_searches_instructions_only() -> None:
