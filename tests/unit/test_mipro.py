@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -391,15 +392,29 @@ def test_two_predictor_program(fake_model: Any, prompt: Any, tmp_path: Path) -> 
     assert math.isclose(result.score, program.score)
 
 
-def test_threads_do_not_change_the_result(task: Any, prompt: Any) -> None:
-    def run(threads: int) -> list[tuple[str, dict[str, int], float]]:
+def _right_by_luck_and_skill(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Right on a fixed share of the items that grows with the demos and the rule, so racing stops at varied points."""
+    item = fields_of(messages[-1])["item"]
+    skill = 20 + 25 * min(sum(m["role"] == "assistant" for m in messages), 2) + (30 if RULE in messages[0]["content"] else 0)
+    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
+    return WORDS[item.split()[0]] if luck < skill else "unknown"
+
+
+@pytest.mark.parametrize("answer", [task_answer, _right_by_luck_and_skill])
+def test_threads_do_not_change_the_result(fake_model: Any, prompt: Any, answer: Any) -> None:
+    task = fake_model(answer, name="task")
+
+    def run(threads: int) -> list[tuple[str, dict[str, int], float, int]]:
         opt = optimizer(task, prompt, auto="light", num_threads=threads, max_bootstrapped_demos=2, max_labeled_demos=2)
         with configure(cache=False):
-            opt.compile(student(), trainset=foods(4))
+            opt.compile(student(), trainset=foods(6))
         assert opt.last_result is not None
-        return [(t.kind, t.params, t.score) for t in opt.last_result.trial_logs]
+        return [(t.kind, t.params, t.score, t.num_examples) for t in opt.last_result.trial_logs]
 
-    assert run(4) == run(1)
+    serial = run(1)
+    assert run(4) == serial
+    if answer is _right_by_luck_and_skill:
+        assert any(kind.endswith("-pruned") and n % 4 for kind, _, _, n in serial)  # stopped inside a window of 4
 
 
 def test_no_prompt_is_paid_for_twice_in_a_run(task: Any, prompt: Any) -> None:
