@@ -8,6 +8,7 @@ validation score.
 
     python bench/parallel.py                  # full table (about 10 minutes on 2 cores)
     python bench/parallel.py --quick          # one seed, fewer configurations
+    python bench/parallel.py --timeline -n 0 --threads 8 --seeds 2   # where one run's time goes
 """
 
 from __future__ import annotations
@@ -24,19 +25,30 @@ import time
 from pathlib import Path
 
 CONFTEST = '''
-import hashlib, random, time
+import hashlib, os, random, time
 import pytest
 from pytest_mipro import Example, Predict
 from pytest_mipro.lm import register_fake_model
 
 LATENCY = {latency}
+TIMELINE = os.environ.get("MIPRO_BENCH_TIMELINE")  # a file to log every call's start and end to
+
+
+def wait(kind):
+    started = time.time()
+    time.sleep(LATENCY)
+    if TIMELINE:
+        with open(TIMELINE, "a") as log:  # one short append per call: whole lines, even across processes
+            log.write(f"{{os.getpid()}} {{kind}} {{started:.4f}} {{time.time():.4f}}\\n")
+
+
 WORDS = {{"apple": "fruit", "pear": "fruit", "plum": "fruit", "fig": "fruit",
           "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable", "okra": "vegetable"}}
 
 
 def slow_task(messages, params):
     """Right more often with more demos and with the RULE in the instruction (fixed per example)."""
-    time.sleep(LATENCY)
+    wait("task")
     item = messages[-1]["content"].split("\\n")[0].split(":", 1)[1].strip()
     demos = sum(1 for m in messages if m["role"] == "assistant")
     skill = 20 + 10 * min(demos, 4) + (25 if "RULE" in messages[0]["content"] else 0)
@@ -46,7 +58,7 @@ def slow_task(messages, params):
 
 def slow_prompt(messages, params):
     """Proposes instructions; about half of them carry the rule."""
-    time.sleep(LATENCY)
+    wait("prompt")
     if "instruction" not in messages[-1]["content"].lower():
         return "Foods."
     draw = int(hashlib.sha256(repr((messages, params)).encode()).hexdigest(), 16) % 4
@@ -88,7 +100,7 @@ def write_project(root: Path, latency: float) -> None:
     (root / "pytest.ini").write_text("[pytest]\nmipro_model = fake/slow-task\nmipro_prompt_model = fake/slow-prompt\n")
 
 
-def run_once(workers: int, threads: int, seed: int, latency: float) -> dict:
+def run_once(workers: int, threads: int, seed: int, latency: float, timeline: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mipro-bench-") as tmp:
         root = Path(tmp)
         write_project(root, latency)
@@ -98,13 +110,42 @@ def run_once(workers: int, threads: int, seed: int, latency: float) -> dict:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--mipro-optimize",
                f"--mipro-threads={threads}", f"--mipro-seed={seed}", f"--mipro-report={report}", "-n", str(workers)]
         env = {**os.environ, "MIPRO_CACHE_DIR": str(root / "cache"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        started = time.monotonic()
+        if timeline is not None:
+            env["MIPRO_BENCH_TIMELINE"] = str(timeline)
+        launched, started = time.time(), time.monotonic()
         proc = subprocess.run(cmd, check=False, cwd=root, env=env, capture_output=True, text=True)
         wall = time.monotonic() - started
         if proc.returncode != 0:
             raise SystemExit(f"pytest failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         target = json.loads(report.read_text())["targets"][0]
-        return {"wall": wall, "calls": target["calls"], "score": target["score"]}
+        return {"wall": wall, "calls": target["calls"], "score": target["score"], "launched": launched}
+
+
+def show_timeline(workers: int, threads: int, seed: int, latency: float) -> None:
+    """One run with every call logged: when each process made its first and last call, and
+    how many calls were in flight over time against the ``workers x threads`` available."""
+    with tempfile.TemporaryDirectory(prefix="mipro-timeline-") as tmp:
+        log = Path(tmp) / "calls.log"
+        run = run_once(workers, threads, seed, latency, timeline=log)
+        calls = [line.split() for line in log.read_text().splitlines()]
+    t0 = run["launched"]
+    spans = [(float(start) - t0, float(end) - t0) for _, _, start, end in calls]
+    print(f"-n {workers}, {threads} threads, seed {seed}, {latency * 1000:.0f} ms: {run['wall']:.2f} s, "
+          f"{len(calls)} calls ({sum(kind == 'prompt' for _, kind, _, _ in calls)} to the prompt model)")
+    for pid in sorted({p for p, *_ in calls}, key=lambda p: min(float(c[2]) for c in calls if c[0] == p)):
+        mine = [(float(start) - t0, float(end) - t0) for p, _, start, end in calls if p == pid]
+        print(f"  process {pid}: {len(mine)} calls, first at {min(a for a, _ in mine):.2f} s, last ends at {max(b for _, b in mine):.2f} s")
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    step = max(0.1, round((last - first) / 20, 1))
+    print(f"  calls in flight (mean per {step:.1f} s from the first call; {workers or 1} x {threads} available):")
+    t = first
+    while t < last:
+        busy = sum(max(0.0, min(b, t + step) - max(a, t)) for a, b in spans) / step
+        print(f"  {t:6.1f} s {busy:5.1f} {'#' * round(busy)}")
+        t += step
+    capacity = (workers or 1) * threads * (last - first)
+    print(f"  before the first call: {first:.2f} s; after the last: {run['wall'] - last:.2f} s; "
+          f"call slots used between them: {sum(b - a for a, b in spans) / capacity:.0%}")
 
 
 def main() -> None:
@@ -113,7 +154,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--quick", action="store_true", help="one seed; -n 0 and 4 only")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "parallel.json")
+    parser.add_argument("--timeline", action="store_true", help="one run (-n, --threads, first seed) with its calls over time")
+    parser.add_argument("-n", dest="workers", type=int, default=0, help="xdist workers, with --timeline")
+    parser.add_argument("--threads", type=int, default=8, help="--mipro-threads, with --timeline")
     args = parser.parse_args()
+    if args.timeline:
+        show_timeline(args.workers, args.threads, args.seeds[0], args.latency)
+        return
     seeds = args.seeds[:1] if args.quick else args.seeds
     grid = [(n, t) for n in ((0, 4) if args.quick else (0, 2, 4)) for t in (1, 8)]
     rows = []
