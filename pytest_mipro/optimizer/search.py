@@ -25,7 +25,7 @@ from ..errors import BudgetExceeded
 from ..example import Example
 from ..program import Module
 from ..stats import rate_bounds
-from .evaluate import Evaluate, EvaluationResult, ExampleResult
+from .evaluate import Evaluate, EvaluationResult, ExampleResult, TooManyErrors
 
 log = logging.getLogger("pytest_mipro")
 
@@ -525,6 +525,11 @@ class BayesianSearch:
                     reference, read_at = self._race_reference(study, combo, against_full_only), time.monotonic()
                 if self._cannot_win(combo, reference, keep_ties):
                     return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
+        except TooManyErrors as exc:
+            # A candidate whose calls keep failing (say, a prompt too long for the model)
+            # stops like a loser, with its failures scored 0; dspy scores it 0 and goes on too.
+            log.warning("stopped evaluating a candidate after %d examples: %s", size, exc)
+            return self.memo.evaluate(self.evaluate, self.space, combo, order[:size]), True
         finally:
             results.close()
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False

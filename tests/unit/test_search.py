@@ -315,14 +315,19 @@ def test_a_spent_budget_returns_the_best_so_far(fake_model: Any, threads: int) -
 
 
 @pytest.mark.parametrize("threads", [1, 4])
-def test_max_errors_counts_over_a_whole_evaluation(fake_model: Any, threads: int) -> None:
-    def broken(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-        raise ValueError("the provider is down")
+def test_a_candidate_past_max_errors_stops_like_a_loser_and_the_search_goes_on(fake_model: Any, threads: int) -> None:
+    def too_long_with_three_demos(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        if num_demos(messages) == 3:
+            raise ValueError("the prompt is longer than the model's context")
+        return task_answer(messages, params)
 
-    runner = search(fake_model(broken), minibatch_size=6)
-    runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=threads, max_errors=3)
-    with context(cache=False), pytest.raises(TooManyErrors, match="max_errors=3"):
-        runner.run()
+    runner = search(fake_model(too_long_with_three_demos), num_trials=10, minibatch_size=10)
+    runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=threads, max_errors=2)
+    with context(cache=False):
+        outcome = runner.run()
+    broken = [t for t in outcome.trial_logs if t.params.get("0_predictor_demos") == 2]
+    assert broken and all(t.kind.endswith("-pruned") and t.num_examples <= 3 and t.score == 0.0 for t in broken)
+    assert outcome.best_score == 1.0 and outcome.best_combo[0][1] != 2  # the rule wins
 
 
 def test_zero_shot_space_searches_instructions_only() -> None:
