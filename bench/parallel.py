@@ -31,12 +31,16 @@ from pytest_mipro import Example, Predict
 from pytest_mipro.lm import register_fake_model
 
 LATENCY = {latency}
+JITTER = {jitter}  # sigma of a lognormal factor (mean 1) on each call's latency; 0: every call takes LATENCY
 TIMELINE = os.environ.get("MIPRO_BENCH_TIMELINE")  # a file to log every call's start and end to
 
 
-def wait(kind):
+def wait(kind, request):
+    factor = 1.0
+    if JITTER:  # drawn from the request, so a rerun waits the same
+        factor = random.Random(hashlib.sha256(repr(request).encode()).digest()).lognormvariate(-JITTER**2 / 2, JITTER)
     started = time.time()
-    time.sleep(LATENCY)
+    time.sleep(LATENCY * factor)
     if TIMELINE:
         with open(TIMELINE, "a") as log:  # one short append per call: whole lines, even across processes
             log.write(f"{{os.getpid()}} {{kind}} {{started:.4f}} {{time.time():.4f}}\\n")
@@ -48,7 +52,7 @@ WORDS = {{"apple": "fruit", "pear": "fruit", "plum": "fruit", "fig": "fruit",
 
 def slow_task(messages, params):
     """Right more often with more demos and with the RULE in the instruction (fixed per example)."""
-    wait("task")
+    wait("task", messages)
     item = messages[-1]["content"].split("\\n")[0].split(":", 1)[1].strip()
     demos = sum(1 for m in messages if m["role"] == "assistant")
     skill = 20 + 10 * min(demos, 4) + (25 if "RULE" in messages[0]["content"] else 0)
@@ -58,7 +62,7 @@ def slow_task(messages, params):
 
 def slow_prompt(messages, params):
     """Proposes instructions; about half of them carry the rule."""
-    wait("prompt")
+    wait("prompt", (messages, params))
     if "instruction" not in messages[-1]["content"].lower():
         return "Foods."
     draw = int(hashlib.sha256(repr((messages, params)).encode()).hexdigest(), 16) % 4
@@ -94,16 +98,16 @@ def test_classify(mipro):
 '''
 
 
-def write_project(root: Path, latency: float) -> None:
-    (root / "conftest.py").write_text(CONFTEST.format(latency=latency))
+def write_project(root: Path, latency: float, jitter: float = 0.0) -> None:
+    (root / "conftest.py").write_text(CONFTEST.format(latency=latency, jitter=jitter))
     (root / "test_bench.py").write_text(TEST)
     (root / "pytest.ini").write_text("[pytest]\nmipro_model = fake/slow-task\nmipro_prompt_model = fake/slow-prompt\n")
 
 
-def run_once(workers: int, threads: int, seed: int, latency: float, timeline: Path | None = None) -> dict:
+def run_once(workers: int, threads: int, seed: int, latency: float, jitter: float = 0.0, timeline: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mipro-bench-") as tmp:
         root = Path(tmp)
-        write_project(root, latency)
+        write_project(root, latency, jitter)
         report = root / "report.json"
         # hypothesis (a dev extra) imports itself for its end-of-run summary: a second on two
         # cores that is not ours to measure.
@@ -121,12 +125,12 @@ def run_once(workers: int, threads: int, seed: int, latency: float, timeline: Pa
         return {"wall": wall, "calls": target["calls"], "score": target["score"], "launched": launched}
 
 
-def show_timeline(workers: int, threads: int, seed: int, latency: float) -> None:
+def show_timeline(workers: int, threads: int, seed: int, latency: float, jitter: float) -> None:
     """One run with every call logged: when each process made its first and last call, and
     how many calls were in flight over time against the ``workers x threads`` available."""
     with tempfile.TemporaryDirectory(prefix="mipro-timeline-") as tmp:
         log = Path(tmp) / "calls.log"
-        run = run_once(workers, threads, seed, latency, timeline=log)
+        run = run_once(workers, threads, seed, latency, jitter, timeline=log)
         calls = [line.split() for line in log.read_text().splitlines()]
     t0 = run["launched"]
     spans = [(float(start) - t0, float(end) - t0) for _, _, start, end in calls]
@@ -150,7 +154,8 @@ def show_timeline(workers: int, threads: int, seed: int, latency: float) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds per fake LM call")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per fake LM call (the mean, with --jitter)")
+    parser.add_argument("--jitter", type=float, default=0.0, help="sigma of a lognormal factor on each call's latency, as hosted APIs vary")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--quick", action="store_true", help="one seed; -n 0 and 4 only")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "parallel.json")
@@ -159,13 +164,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="--mipro-threads, with --timeline")
     args = parser.parse_args()
     if args.timeline:
-        show_timeline(args.workers, args.threads, args.seeds[0], args.latency)
+        show_timeline(args.workers, args.threads, args.seeds[0], args.latency, args.jitter)
         return
     seeds = args.seeds[:1] if args.quick else args.seeds
     grid = [(n, t) for n in ((0, 4) if args.quick else (0, 2, 4)) for t in (1, 8)]
     rows = []
     for workers, threads in grid:
-        runs = [run_once(workers, threads, seed, args.latency) for seed in seeds]
+        runs = [run_once(workers, threads, seed, args.latency, args.jitter) for seed in seeds]
         calls = statistics.mean(r["calls"] for r in runs)
         concurrency = max(1, workers) * threads
         rows.append({
@@ -178,7 +183,7 @@ def main() -> None:
         })
         print(f"-n {workers} threads {threads}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"latency": args.latency, "seeds": seeds, "rows": rows}, indent=2) + "\n")
+    args.json.write_text(json.dumps({"latency": args.latency, "jitter": args.jitter, "seeds": seeds, "rows": rows}, indent=2) + "\n")
     print(textwrap.dedent("""
         | -n | threads | wall time (s) | LM calls | latency bound (s) | final val score | speed-up vs -n 0 |
         |---|---|---|---|---|---|---|"""))
