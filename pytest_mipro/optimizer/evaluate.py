@@ -127,9 +127,30 @@ class Evaluate:
         examples are always on their way: a new one starts as each result is given, so no
         round of calls waits for its slowest one. Closing the iterator early cancels the
         examples not started yet; ``on_dropped`` gets those that finish anyway.
-        ``max_errors`` counts over all of ``examples``.
+        ``max_errors`` counts the failures given so far, in order, so threads raise
+        :class:`TooManyErrors` at the same result as one thread.
         """
-        errors = _ErrorCount(self.max_errors)
+        logged = _ErrorCount(len(examples))  # logs each failure; the limit is kept below, in order
+        results = self._results_in_order(program, examples, pool, on_dropped, logged)
+        failures = 0
+        try:
+            for result in results:
+                if result.error is not None:
+                    failures += 1
+                    if failures > self.max_errors:
+                        raise TooManyErrors(f"{failures} examples raised errors (max_errors={self.max_errors}); last: {result.error}")
+                yield result
+        finally:
+            results.close()  # cancels what has not started
+
+    def _results_in_order(
+        self,
+        program: Module,
+        examples: Sequence[Example],
+        pool: Executor | None,
+        on_dropped: Callable[[ExampleResult], None] | None,
+        errors: _ErrorCount,
+    ) -> Generator[ExampleResult, None, None]:
         if self.num_threads <= 1 or pool is None:
             for example in examples:
                 yield self._run_one(program, example, errors)

@@ -61,8 +61,7 @@ def test_iterate_gives_each_result_in_order_and_counts_errors_over_all_of_them(f
         with pytest.raises(TooManyErrors, match="max_errors=1"):  # kale 0 and kale 1
             for result in evaluate.iterate(program, foods(2), pool):
                 given.append(result.example)
-    assert given == foods(2)[: len(given)]  # in order, up to the second error
-    assert len(given) == 11 or threads > 1  # threads may finish kale 1 before kale 0
+    assert given == foods(2)[:11]  # in order, up to the second error (kale 1), on any number of threads
 
 
 def test_metric_must_return_a_fraction(fake_model: Any) -> None:
