@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BudgetExceeded, MiproError
 from ..example import Example, Prediction
 from ..program import Module
-from ._threads import run_in_threads, submit_in_context
+from ._threads import submit_in_context
 
 log = logging.getLogger("pytest_mipro")
 Metric = Callable[..., Any]
@@ -102,12 +101,12 @@ class Evaluate:
 
     def __call__(self, program: Module, devset: Sequence[Example] | None = None) -> EvaluationResult:
         examples = list(self.devset if devset is None else devset)
-        state = _ErrorCount(self.max_errors)
         if self.num_threads <= 1 or len(examples) <= 1:
-            results = [self._run_one(program, ex, state) for ex in examples]
+            results = list(self.iterate(program, examples))
         else:
-            futures = run_in_threads(lambda ex: self._run_one(program, ex, state), examples, self.num_threads)
-            results = [f.result() for f in futures]
+            with ThreadPoolExecutor(self.num_threads) as pool:
+                # Nothing stops early here: every example is queued, so no call waits for a slow one before it.
+                results = list(self._counting_failures(self._in_order(program, examples, pool, None, ahead=len(examples))))
         score = sum(r.score for r in results) / len(results) if results else 0.0
         if self.display_progress:
             log.info("Evaluated %d examples: score %.3f", len(results), score)
@@ -130,8 +129,10 @@ class Evaluate:
         ``max_errors`` counts the failures given so far, in order, so threads raise
         :class:`TooManyErrors` at the same result as one thread.
         """
-        logged = _ErrorCount(len(examples))  # logs each failure; the limit is kept below, in order
-        results = self._results_in_order(program, examples, pool, on_dropped, logged)
+        return self._counting_failures(self._in_order(program, examples, pool, on_dropped, ahead=self.num_threads))
+
+    def _counting_failures(self, results: Generator[ExampleResult, None, None]) -> Generator[ExampleResult, None, None]:
+        """``results`` passed on, until one more than ``max_errors`` of them have failed."""
         failures = 0
         try:
             for result in results:
@@ -143,43 +144,42 @@ class Evaluate:
         finally:
             results.close()  # cancels what has not started
 
-    def _results_in_order(
+    def _in_order(
         self,
         program: Module,
         examples: Sequence[Example],
         pool: Executor | None,
         on_dropped: Callable[[ExampleResult], None] | None,
-        errors: _ErrorCount,
+        ahead: int,
     ) -> Generator[ExampleResult, None, None]:
+        """Each example's result in order, with up to ``ahead`` examples queued on ``pool`` past the last one given."""
         if self.num_threads <= 1 or pool is None:
             for example in examples:
-                yield self._run_one(program, example, errors)
+                yield self._run_one(program, example)
             return
-        # A window of num_threads examples past the last one given: the threads never run
-        # further ahead of the caller, whose next decision may make the rest unneeded.
         window: deque[Future[ExampleResult]] = deque()
         upcoming = iter(examples)
         try:
-            for example in itertools.islice(upcoming, self.num_threads):
-                window.append(submit_in_context(pool, self._run_one, program, example, errors))
+            for example in itertools.islice(upcoming, ahead):
+                window.append(submit_in_context(pool, self._run_one, program, example))
             while window:
                 result = window.popleft().result()
                 for example in itertools.islice(upcoming, 1):
-                    window.append(submit_in_context(pool, self._run_one, program, example, errors))
+                    window.append(submit_in_context(pool, self._run_one, program, example))
                 yield result
         finally:
             for future in window:
                 if not future.cancel() and on_dropped is not None:
                     future.add_done_callback(_passing_result_to(on_dropped))
 
-    def _run_one(self, program: Module, example: Example, errors: _ErrorCount) -> ExampleResult:
+    def _run_one(self, program: Module, example: Example) -> ExampleResult:
         try:
             prediction = program(**example.inputs())
             return ExampleResult(example, prediction, metric_score(self.metric, example, prediction))
         except (BudgetExceeded, TooManyErrors):
             raise
         except Exception as exc:  # noqa: BLE001 - a failing example scores 0, up to max_errors
-            errors.add(exc, self.provide_traceback)
+            log.warning("example failed: %s: %s", type(exc).__name__, exc, exc_info=exc if self.provide_traceback else None)
             return ExampleResult(example, None, 0.0, error=f"{type(exc).__name__}: {exc}")
 
 
@@ -192,18 +192,3 @@ def _passing_result_to(receive: Callable[[ExampleResult], None]) -> Callable[[An
 
     return callback
 
-
-class _ErrorCount:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self, exc: Exception, traceback: bool) -> None:
-        log.warning("example failed: %s: %s", type(exc).__name__, exc, exc_info=exc if traceback else None)
-        with self._lock:
-            self.count += 1
-            if self.count > self.limit:
-                raise TooManyErrors(
-                    f"{self.count} examples raised errors (max_errors={self.limit}); last: {type(exc).__name__}: {exc}"
-                ) from exc

@@ -46,10 +46,13 @@ def test_program_errors_score_zero_and_are_counted(fake_model: Any) -> None:
     assert result.score == pytest.approx(6 / 12)
 
 
-def test_too_many_errors_stop_the_evaluation(fake_model: Any) -> None:
-    lm = fake_model(kind_responder).lm()
-    with pytest.raises(TooManyErrors, match="max_errors=1"):
-        Evaluate(devset=foods(2), metric=exact_match, max_errors=1)(Predict("item -> kind", lm=lm))
+@pytest.mark.parametrize("threads", [1, 4])
+def test_too_many_errors_stop_the_evaluation(fake_model: Any, threads: int) -> None:
+    fake = fake_model(kind_responder)
+    with pytest.raises(TooManyErrors, match=r"2 examples raised errors \(max_errors=1\); last: .*kale is not supported"):
+        Evaluate(devset=foods(4), metric=exact_match, max_errors=1, num_threads=threads)(Predict("item -> kind", lm=fake.lm()))
+    if threads == 1:
+        assert fake.calls == 12  # up to kale 1; with threads every example was already queued
 
 
 @pytest.mark.parametrize("threads", [1, 4])
