@@ -144,17 +144,8 @@ class ScoreMemo:
         combo: Combo,
         examples: Sequence[Example],
     ) -> EvaluationResult:
-        known = self.results.setdefault(combo, {})
-        spare = self.set_aside.get(combo, {})
-        for ex in examples:
-            if ex.uid not in known and ex.uid in spare:
-                known[ex.uid] = spare.pop(ex.uid)
-        missing = [ex for ex in examples if ex.uid not in known]
-        if missing:
-            fresh = evaluate(space.build(combo), missing)
-            for result in fresh.results:
-                known[result.example.uid] = result
-        results = [known[ex.uid] for ex in examples]
+        """``combo``'s result on ``examples``, scoring (one at a time) only those not known or set aside."""
+        results = list(self.iterate(evaluate, space, combo, examples))
         score = sum(r.score for r in results) / len(results) if results else 0.0
         return EvaluationResult(score, results)
 
@@ -175,7 +166,12 @@ class ScoreMemo:
         spare = self.set_aside.setdefault(combo, {})
         missing = [ex for ex in examples if ex.uid not in known and ex.uid not in spare]
         to_score = {ex.uid for ex in missing}
-        fresh = evaluate.iterate(space.build(combo), missing, pool, on_dropped=lambda r: spare.__setitem__(r.example.uid, r))
+        # The program is built (a deep copy) only when something is left to score.
+        fresh: Generator[ExampleResult, None, None] = (
+            evaluate.iterate(space.build(combo), missing, pool, on_dropped=lambda r: spare.__setitem__(r.example.uid, r))
+            if missing
+            else _no_results()
+        )
         try:
             for ex in examples:
                 if ex.uid not in known:
@@ -191,6 +187,10 @@ class ScoreMemo:
             if all(ex.uid in known for ex in examples):
                 scores[combo] = [known[ex.uid].score for ex in examples]
         return scores
+
+
+def _no_results() -> Generator[ExampleResult, None, None]:
+    yield from ()
 
 
 @dataclass
