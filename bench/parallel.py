@@ -2,11 +2,13 @@
 
 A fake model with a fixed latency per call stands in for a hosted API, so the numbers show
 how well the optimizer overlaps waiting, not how fast a model is. One single-predictor
-target at the light preset; for each of -n 0/2/4 and 1/8 threads, over several seeds:
-wall time, LM calls, the LM-latency bound (calls x latency / concurrency) and the final
-validation score.
+target at the light preset, on 200 labeled examples (DSPy's suggested minimum for MIPROv2;
+a quarter is held out and the preset validates on its full 100); for each of -n 0/2/4 and
+1/8 threads, over several seeds: wall time, LM calls, the LM-latency bound
+(calls x latency / concurrency) and the final validation score.
 
-    python bench/parallel.py                  # full table (about 10 minutes on 2 cores)
+    python bench/parallel.py                  # full table (about 6 minutes on 2 cores)
+    python bench/parallel.py --examples 120   # a smaller task: fixed start-up weighs more
     python bench/parallel.py --quick          # one seed, fewer configurations
     python bench/parallel.py --timeline -n 0 --threads 8 --seeds 2   # where one run's time goes
 """
@@ -77,7 +79,7 @@ classify = Predict("food -> kind", instructions="Say fruit or vegetable.")
 @pytest.fixture
 def mipro_examples():
     rng = random.Random(0)
-    data = [Example(food=f"{{w}} #{{i}}", kind=k).with_inputs("food") for i in range(15) for w, k in WORDS.items()]
+    data = [Example(food=f"{{w}} #{{i}}", kind=k).with_inputs("food") for i in range({per_word}) for w, k in WORDS.items()]
     rng.shuffle(data)
     return data
 
@@ -98,16 +100,25 @@ def test_classify(mipro):
 '''
 
 
-def write_project(root: Path, latency: float, jitter: float = 0.0) -> None:
-    (root / "conftest.py").write_text(CONFTEST.format(latency=latency, jitter=jitter))
+FOODS = 8  # the conftest's WORDS: labeled examples come in rounds of one per food
+DEFAULT_EXAMPLES = 200  # DSPy's guidance for MIPROv2; the light preset then validates on its full 100
+
+
+def write_project(root: Path, latency: float, jitter: float = 0.0, examples: int = DEFAULT_EXAMPLES) -> None:
+    if examples % FOODS or examples < 5 * FOODS:
+        raise SystemExit(f"--examples {examples}: use a multiple of {FOODS}, at least {5 * FOODS}")
+    (root / "conftest.py").write_text(CONFTEST.format(latency=latency, jitter=jitter, per_word=examples // FOODS))
     (root / "test_bench.py").write_text(TEST)
     (root / "pytest.ini").write_text("[pytest]\nmipro_model = fake/slow-task\nmipro_prompt_model = fake/slow-prompt\n")
 
 
-def run_once(workers: int, threads: int, seed: int, latency: float, jitter: float = 0.0, timeline: Path | None = None) -> dict:
+def run_once(
+    workers: int, threads: int, seed: int, latency: float, jitter: float = 0.0,
+    timeline: Path | None = None, examples: int = DEFAULT_EXAMPLES,
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="mipro-bench-") as tmp:
         root = Path(tmp)
-        write_project(root, latency, jitter)
+        write_project(root, latency, jitter, examples)
         report = root / "report.json"
         # hypothesis (a dev extra) imports itself for its end-of-run summary: a second on two
         # cores that is not ours to measure.
@@ -125,16 +136,16 @@ def run_once(workers: int, threads: int, seed: int, latency: float, jitter: floa
         return {"wall": wall, "calls": target["calls"], "score": target["score"], "launched": launched}
 
 
-def show_timeline(workers: int, threads: int, seed: int, latency: float, jitter: float) -> None:
+def show_timeline(workers: int, threads: int, seed: int, latency: float, jitter: float, examples: int) -> None:
     """One run with every call logged: when each process made its first and last call, and
     how many calls were in flight over time against the ``workers x threads`` available."""
     with tempfile.TemporaryDirectory(prefix="mipro-timeline-") as tmp:
         log = Path(tmp) / "calls.log"
-        run = run_once(workers, threads, seed, latency, jitter, timeline=log)
+        run = run_once(workers, threads, seed, latency, jitter, timeline=log, examples=examples)
         calls = [line.split() for line in log.read_text().splitlines()]
     t0 = run["launched"]
     spans = [(float(start) - t0, float(end) - t0) for _, _, start, end in calls]
-    print(f"-n {workers}, {threads} threads, seed {seed}, {latency * 1000:.0f} ms: {run['wall']:.2f} s, "
+    print(f"-n {workers}, {threads} threads, seed {seed}, {latency * 1000:.0f} ms, {examples} examples: {run['wall']:.2f} s, "
           f"{len(calls)} calls ({sum(kind == 'prompt' for _, kind, _, _ in calls)} to the prompt model)")
     for pid in sorted({p for p, *_ in calls}, key=lambda p: min(float(c[2]) for c in calls if c[0] == p)):
         mine = [(float(start) - t0, float(end) - t0) for p, _, start, end in calls if p == pid]
@@ -157,6 +168,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per fake LM call (the mean, with --jitter)")
     parser.add_argument("--jitter", type=float, default=0.0, help="sigma of a lognormal factor on each call's latency, as hosted APIs vary")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+                        help=f"labeled examples (a multiple of {FOODS}); a quarter is held out, the light preset validates on up to 100")
     parser.add_argument("--quick", action="store_true", help="one seed; -n 0 and 4 only")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "parallel.json")
     parser.add_argument("--timeline", action="store_true", help="one run (-n, --threads, first seed) with its calls over time")
@@ -164,13 +177,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="--mipro-threads, with --timeline")
     args = parser.parse_args()
     if args.timeline:
-        show_timeline(args.workers, args.threads, args.seeds[0], args.latency, args.jitter)
+        show_timeline(args.workers, args.threads, args.seeds[0], args.latency, args.jitter, args.examples)
         return
     seeds = args.seeds[:1] if args.quick else args.seeds
     grid = [(n, t) for n in ((0, 4) if args.quick else (0, 2, 4)) for t in (1, 8)]
     rows = []
     for workers, threads in grid:
-        runs = [run_once(workers, threads, seed, args.latency, args.jitter) for seed in seeds]
+        runs = [run_once(workers, threads, seed, args.latency, args.jitter, examples=args.examples) for seed in seeds]
         calls = statistics.mean(r["calls"] for r in runs)
         concurrency = max(1, workers) * threads
         rows.append({
@@ -183,7 +196,7 @@ def main() -> None:
         })
         print(f"-n {workers} threads {threads}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"latency": args.latency, "jitter": args.jitter, "seeds": seeds, "rows": rows}, indent=2) + "\n")
+    args.json.write_text(json.dumps({"latency": args.latency, "jitter": args.jitter, "examples": args.examples, "seeds": seeds, "rows": rows}, indent=2) + "\n")
     print(textwrap.dedent("""
         | -n | threads | wall time (s) | LM calls | latency bound (s) | final val score | speed-up vs -n 0 |
         |---|---|---|---|---|---|---|"""))
