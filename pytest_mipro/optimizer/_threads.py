@@ -15,15 +15,15 @@ R = TypeVar("R")
 def run_in_threads(fn: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[Future[R]]:
     """Run ``fn(item)`` for every item on ``max_workers`` threads; the futures, in item order, once all are done.
 
-    Each call runs in a copy of the caller's context, taken here: pool threads start with
-    an empty one, so they would not see this run's LM or budget.
+    Each call runs in a copy of the caller's context (see :func:`submit_in_context`).
     """
     with ThreadPoolExecutor(max_workers) as pool:
-        return [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        return [submit_in_context(pool, fn, item) for item in items]
 
 
 def submit_in_context(pool: Executor, fn: Callable[..., R], *args: object) -> Future[R]:
-    """``pool.submit(fn, *args)``, run in a copy of the caller's context (see :func:`run_in_threads`)."""
+    """``pool.submit(fn, *args)``, run in a copy of the caller's context, taken now: pool
+    threads start with an empty one, so they would not see this run's LM or budget."""
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
@@ -34,4 +34,4 @@ def alongside(fn: Callable[[], R]) -> Iterator[Future[R]]:
     Leaving the block waits for it; its result or exception is on the yielded future.
     """
     with ThreadPoolExecutor(1) as pool:
-        yield pool.submit(contextvars.copy_context().run, fn)
+        yield submit_in_context(pool, fn)
