@@ -8,6 +8,7 @@ question by the label the adapter ends the prompt with.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
@@ -60,6 +61,15 @@ def task_answer(messages: Messages, params: dict[str, Any]) -> str:
     if RULE in messages[0]["content"] or num_demos(messages) >= MIN_DEMOS:
         return WORDS[item.split()[0]]
     return "unknown"
+
+
+def partly_right(messages: Messages, *, per_demo: int, max_demos: int) -> str:
+    """Right on a fixed share of the items (the same ones every time) that grows by ``per_demo``
+    points a demo, up to ``max_demos``, and by 30 with the rule: racing stops at varied points."""
+    item = fields_of(messages[-1])["item"]
+    skill = 20 + per_demo * min(num_demos(messages), max_demos) + (30 if RULE in messages[0]["content"] else 0)
+    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
+    return WORDS[item.split()[0]] if luck < skill else "unknown"
 
 
 def prompt_answer(messages: Messages, params: dict[str, Any]) -> str:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from pytest_mipro import ChainOfThought, Example, MIPROv2, Module, Predict, Prediction, configure
 from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
 
-from ._tasks import RULE, WORDS, InFlight, asked_for, exact_match, fields_of, foods, prompt_answer, task_answer
+from ._tasks import RULE, WORDS, InFlight, asked_for, exact_match, fields_of, foods, partly_right, prompt_answer, task_answer
 
 
 @pytest.fixture
@@ -393,11 +392,7 @@ def test_two_predictor_program(fake_model: Any, prompt: Any, tmp_path: Path) -> 
 
 
 def _right_by_luck_and_skill(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """Right on a fixed share of the items that grows with the demos and the rule, so racing stops at varied points."""
-    item = fields_of(messages[-1])["item"]
-    skill = 20 + 25 * min(sum(m["role"] == "assistant" for m in messages), 2) + (30 if RULE in messages[0]["content"] else 0)
-    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
-    return WORDS[item.split()[0]] if luck < skill else "unknown"
+    return partly_right(messages, per_demo=25, max_demos=2)
 
 
 @pytest.mark.parametrize("answer", [task_answer, _right_by_luck_and_skill])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
 from pytest_mipro.optimizer.evaluate import TooManyErrors
 from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
 
-from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, task_answer
+from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, partly_right, task_answer
 
 INSTRUCTIONS = ["Classify.", f"Classify with {RULE}.", "Guess the kind."]
 
@@ -231,11 +230,7 @@ def test_same_seed_same_trials(fake_model: Any) -> None:
 
 
 def _partly_right(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """Right on a fixed share of the items that grows with the demos and the rule: racing stops at varied points."""
-    item = fields_of(messages[-1])["item"]
-    skill = 20 + 20 * min(num_demos(messages), 3) + (30 if RULE in messages[0]["content"] else 0)
-    luck = int(hashlib.sha256(item.encode()).hexdigest(), 16) % 100
-    return WORDS[item.split()[0]] if luck < skill else "unknown"
+    return partly_right(messages, per_demo=20, max_demos=3)
 
 
 def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model: Any) -> None:
