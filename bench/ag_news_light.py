@@ -73,10 +73,10 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.save:
         optimized.save(args.save)
     best = optimized.dump_state()["self"]
-    kinds = [t.kind for t in result.trial_logs]
-    minibatches = sum(k.startswith("minibatch") for k in kinds)
-    full_evals = sum(k.startswith("full") for k in kinds)
-    stopped = sum(k.endswith("-pruned") for k in kinds)
+    kinds = [t.kind.value for t in result.trial_logs]
+    minibatches = kinds.count("minibatch")
+    full_evals = kinds.count("full")
+    stopped = sum(t.pruned for t in result.trial_logs)
     return [
         ("model", f"{LOCAL_MODEL} (task max_tokens=16, prompt model max_tokens=160)"),
         ("data", f"AG News: train {len(train)} (default split {len(result.valset_ids)} validation), held-out test {len(test)}"),
@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
         ("trials", (f"{result.num_trials}: {minibatches} minibatch evaluations, {full_evals} full, then the baseline; "
                     f"{stopped} of these stopped early by racing")),
         ("optimized program", f"{len(best['demos'])} demos; instruction: {json.dumps(best['instructions'])[:160]}"),
-        ("task LM calls (compile)", str(result.task_usage.get("calls", 0))),
+        ("task LM calls (compile)", str(result.task_usage.calls)),
         ("prompt LM calls (compile)", str(result.prompt_model_total_calls)),
         ("cache hits (compile, task + prompt)",
-         str(result.task_usage.get("cache_hits", 0) + result.prompt_usage.get("cache_hits", 0))),
+         str(result.task_usage.cache_hits + result.prompt_usage.cache_hits)),
         ("tokens (compile, prompt + completion)",
-         str(sum(u.get(k, 0) for u in (result.task_usage, result.prompt_usage) for k in ("prompt_tokens", "completion_tokens")))),
+         str(result.task_usage.tokens + result.prompt_usage.tokens)),
         ("wall time, compile", f"{compile_seconds:.0f} s"),
         ("wall time, held-out evaluation (2 x test)", f"{eval_seconds:.0f} s"),
     ]

@@ -133,7 +133,7 @@ def run_once(
         if proc.returncode != 0:
             raise SystemExit(f"pytest failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         target = json.loads(report.read_text())["targets"][0]
-        return {"wall": wall, "calls": target["calls"], "score": target["score"], "launched": launched}
+        return {"wall": wall, "calls": target["counts"]["calls"], "score": target["score"], "launched": launched}
 
 
 def show_timeline(workers: int, threads: int, seed: int, latency: float, jitter: float, examples: int) -> None:

@@ -17,7 +17,7 @@ from .errors import (
     SignatureError,
 )
 from .example import Example, Prediction
-from .lm import LM, Budget, Usage, register_fake_model
+from .lm import LM, Budget, Usage, UsageCounter, register_fake_model
 from .optimizer import MIPROv2
 from .optimizer.evaluate import Evaluate, EvaluationResult, ExampleResult
 from .program import ChainOfThought, Module, Predict
@@ -48,6 +48,7 @@ __all__ = [
     "Signature",
     "SignatureError",
     "Usage",
+    "UsageCounter",
     "configure",
     "context",
     "load_examples",

@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
-from . import config
+from . import config, plain
+from .declaration import Target
 from .errors import LockfileError
-from .lockfile import LockEntry
+from .example import Example
+from .lockfile import Counts, LockEntry
 from .optimizer.evaluate import ExampleResult
+from .plain import Plain
 from .program import Module
+from .scoring import Evaluation, RunConfig, evaluate_program, gate_examples, locked_program
 from .stats import (
     FAIL,
     INCONCLUSIVE,
@@ -45,14 +47,6 @@ from .stats import (
     Verdict,
     regression_test,
     threshold_verdict,
-)
-from .targets import (
-    Evaluation,
-    RunConfig,
-    Target,
-    evaluate_program,
-    gate_examples,
-    locked_program,
 )
 
 CONFIDENCE = 0.95  # one-sided, for the threshold bounds
@@ -100,6 +94,10 @@ class Judgement:
         return self.regression is not None and self.regression.regressed
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        return self.lower, self.upper
+
+    @property
     def threshold_verdict(self) -> Verdict | None:
         """The threshold check's own verdict (None without a threshold)."""
         if self.threshold is None:
@@ -107,6 +105,13 @@ class Judgement:
         if self.upper < self.threshold:
             return FAIL
         return PASS if self.lower >= self.threshold else INCONCLUSIVE
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Plain) -> Judgement:
+        return plain.load(cls, data)
 
 
 def combine(threshold: Verdict | None, regression: RegressionResult | None) -> Verdict:
@@ -221,56 +226,47 @@ def _binary(values: Sequence[float]) -> bool:
 
 
 @dataclass(frozen=True)
+class GateStats:
+    """How a gate run went beyond its verdict: samples per example, what stopping early saved."""
+
+    repeats: int = 1
+    min_drop: float = 0.02
+    pass_rate: float | None = None  # with repeats: fraction of all samples with full marks
+    pass_all: float | None = None  # with repeats: fraction of examples whose every sample has full marks
+    saved_calls: int = 0  # estimated: unscored examples times the LM calls per scored example
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Plain) -> GateStats:
+        return plain.load(cls, data)
+
+
+@dataclass(frozen=True)
 class GateRun:
-    """A gate run: the judgement, what was evaluated, and what stopping early saved."""
+    """A gate run: the judgement, what was evaluated, and how it went."""
 
     judgement: Judgement
     evaluation: Evaluation  # every sample scored, in the order they were scored
-    policy: GatePolicy
-    per_example: list[list[ExampleResult]] = field(default_factory=list)
-    saved_calls: int = 0  # estimated: unscored examples times the LM calls per scored example
+    stats: GateStats
 
     @property
     def verdict(self) -> Verdict:
         return self.judgement.verdict
 
-    @property
-    def skipped(self) -> int:
-        return self.judgement.total - self.judgement.evaluated
-
-    @property
-    def pass_rate(self) -> float:
-        """Fraction of all samples with full marks."""
-        samples = [r.score for results in self.per_example for r in results]
-        return sum(s == 1.0 for s in samples) / len(samples) if samples else 0.0
-
-    @property
-    def pass_all(self) -> float:
-        """pass^k: fraction of examples whose every one of the k samples got full marks."""
-        if not self.per_example:
-            return 0.0
-        return sum(all(r.score == 1.0 for r in results) for results in self.per_example) / len(self.per_example)
-
 
 def locked_scores(entry: LockEntry, count: int) -> list[float] | None:
-    """The entry's per-example scores, aligned with :func:`targets.gate_examples`; None without ids.
-
-    Ids without matching scores raise :class:`LockfileError`: the gate would otherwise have
-    nothing to compare with and pass anything.
-    """
-    ids, scores = entry.results.get("ids") or [], entry.results.get("scores") or []
-    if not ids:
+    """The entry's per-example scores, aligned with :func:`scoring.gate_examples`; None without ids."""
+    results = entry.results
+    if not results.ids:
         return None
-    try:
-        values = [float(s) for s in scores]
-    except (TypeError, ValueError):
-        values = []
-    if len(values) != len(ids) or len(ids) != count or not all(0.0 <= v <= 1.0 for v in values):
+    if len(results.ids) != count:
         raise LockfileError(
             f"lock entry {entry.name!r}: 'results' needs one score in [0, 1] per example id; "
             "run `pytest --mipro-optimize` to rewrite it"
         )
-    return values
+    return list(results.scores)
 
 
 def chunk_size(threads: int | None) -> int:
@@ -290,53 +286,48 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     program = locked_program(target, entry)
     order = list(range(len(examples)))
     random.Random(f"{policy.seed}:{target.name}").shuffle(order)
-    started, usage = time.monotonic(), _Usage()
+    spent = Counts()
     per_example: dict[int, list[ExampleResult]] = {}
     size = chunk_size(run.threads)
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
-        samples = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats, usage)
+        samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
+        spent += chunk_counts
         for index, results in zip(chunk, samples):
             per_example[index] = results
             judge_.add(index, [r.score for r in results])
-        if usage.last_calls and judge_.evaluated < judge_.total and judge_.settled() is not None:
+        if chunk_counts.calls and judge_.evaluated < judge_.total and judge_.settled() is not None:
             break
     judgement = judge_.final()
     scored = list(per_example.values())
-    flat = [r for results in scored for r in results]
-    evaluation = Evaluation(judgement.score, flat, usage.total, time.monotonic() - started)
-    per_call = evaluation.calls / judgement.evaluated if judgement.evaluated else 0.0
+    evaluation = Evaluation(judgement.score, tuple(r for results in scored for r in results), spent)
+    return GateRun(judgement, evaluation, _stats(policy, scored, judgement, evaluation.calls))
+
+
+def _stats(policy: GatePolicy, scored: list[list[ExampleResult]], judgement: Judgement, calls: int) -> GateStats:
+    per_call = calls / judgement.evaluated if judgement.evaluated else 0.0
     saved = round(per_call * (judgement.total - judgement.evaluated))
-    return GateRun(judgement, evaluation, policy, scored, saved)
+    if policy.repeats <= 1:
+        return GateStats(policy.repeats, policy.min_drop, saved_calls=saved)
+    samples = [r.score for results in scored for r in results]
+    pass_rate = sum(s == 1.0 for s in samples) / len(samples) if samples else 0.0
+    pass_all = sum(all(r.score == 1.0 for r in results) for results in scored) / len(scored) if scored else 0.0
+    return GateStats(policy.repeats, policy.min_drop, round(pass_rate, 6), round(pass_all, 6), saved)
 
 
 def _score_chunk(
-    target: Target, program: Module, examples: list[Any], run: RunConfig, repeats: int, usage: _Usage
-) -> list[list[ExampleResult]]:
-    """Each example's results, one per sample. Sample 0 shares its cache entries with the
-    optimization run; samples 1.. carry a sample id in the cache key (and as the provider's
-    seed at temperature > 0), so each is a fresh reply that a rerun replays from the cache."""
+    target: Target, program: Module, examples: list[Example], run: RunConfig, repeats: int
+) -> tuple[list[list[ExampleResult]], Counts]:
+    """Each example's results, one per sample, and what scoring them spent. Sample 0 shares
+    its cache entries with the optimization run; samples 1.. carry a sample id in the cache
+    key (and as the provider's seed at temperature > 0), so each is a fresh reply that a
+    rerun replays from the cache."""
     per_example: list[list[ExampleResult]] = [[] for _ in examples]
-    calls = 0
+    spent = Counts()
     for sample in range(repeats):
         with config.context(sample_id=sample or None):
             evaluation = evaluate_program(target, program, examples, run)
-        usage.add(evaluation.usage)
-        calls += evaluation.calls
+        spent += evaluation.counts
         for results, result in zip(per_example, evaluation.results):
             results.append(result)
-    usage.last_calls = calls
-    return per_example
-
-
-class _Usage:
-    """LM usage summed over chunks, and the calls the latest chunk made."""
-
-    def __init__(self) -> None:
-        self.total: dict[str, Any] = {}
-        self.last_calls = 0
-
-    def add(self, usage: Mapping[str, Any]) -> None:
-        for key, value in usage.items():
-            self.total[key] = self.total.get(key, 0) + value
-
+    return per_example, spent

@@ -7,7 +7,10 @@ any subset of the documented arguments::
         print(target_name, trial.trial.kind, trial.trial.score)
 
     def pytest_mipro_lock_entry(target_name, entry):
-        entry.extra["optimized_by"] = os.environ.get("USER", "ci")
+        return {"optimized_by": os.environ.get("USER", "ci")}
+
+    def pytest_mipro_target_finished(target_name, outcome):
+        dashboard.send(outcome.to_dict())
 
 Under pytest-xdist, the first two run in the worker that optimizes the target (so extra
 lock fields travel with the entry to the controller); ``pytest_mipro_target_finished``
@@ -16,13 +19,15 @@ runs in the process that ran the target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from .lockfile import LockEntry
-    from .targets import TrialProgress
+    from .outcome import TargetOutcome
+    from .pipeline import TrialProgress
 
 
 @pytest.hookspec
@@ -30,41 +35,48 @@ def pytest_mipro_trial_finished(target_name: str, trial: TrialProgress) -> None:
     """Called after every evaluation of an optimization search (``--mipro-optimize``).
 
     :param target_name: the lock key of the target being optimized.
-    :param trial: a :class:`pytest_mipro.targets.TrialProgress`: ``trial.trial`` is the
-        optimizer's ``TrialLog`` (``number``, ``kind`` = baseline / minibatch / full, with
-        ``-pruned`` when racing stopped it, ``params``, ``score``, ``num_examples``, ``best_full_score``,
-        ``lm_calls``, ``elapsed``); ``number`` / ``total`` count search trials;
-        ``usage`` holds the target's ``calls``, ``cache_hits``, ``prompt_tokens``,
-        ``completion_tokens`` and ``cost`` so far; ``elapsed`` is in seconds.
+    :param trial: a :class:`pytest_mipro.pipeline.TrialProgress`: ``trial.trial`` is the
+        optimizer's ``TrialLog`` (``number``, ``kind``: a ``TrialKind`` (baseline, minibatch
+        or full), ``pruned``: whether racing stopped it early, ``params``, ``score``,
+        ``num_examples``, ``best_full_score``, ``lm_calls``, ``elapsed``); ``number`` /
+        ``total`` count search trials; ``usage`` is the target's :class:`pytest_mipro.Usage`
+        so far (``calls``, ``cache_hits``, ``prompt_tokens``, ``completion_tokens``,
+        ``cost``, ``errors``); ``elapsed`` is in seconds.
 
     Return value is ignored. Use it for custom progress output or experiment tracking.
     """
 
 
 @pytest.hookspec
-def pytest_mipro_lock_entry(target_name: str, entry: LockEntry) -> None:
-    """Called once per newly optimized target, before the entry is kept for writing.
+def pytest_mipro_lock_entry(target_name: str, entry: LockEntry) -> Mapping[str, object] | None:
+    """Called once per newly optimized target, before its entry is kept for writing.
 
     :param target_name: the lock key.
-    :param entry: the :class:`pytest_mipro.lockfile.LockEntry` about to be locked. It is
-        frozen, but ``entry.extra`` is a dict that implementations may fill with extra
-        fields (plain YAML data: strings, numbers, lists, mappings); they are written under
-        ``extra:`` in the target's lock entry and read back by ``Lockfile.read``.
+    :param entry: the :class:`pytest_mipro.lockfile.LockEntry` about to be locked (frozen).
 
-    Return value is ignored.
+    Return a mapping of fields to add under ``extra:`` in the target's lock entry (plain
+    YAML data: strings, numbers, lists, mappings), or None. The mappings of every
+    implementation are merged. (Filling ``entry.extra`` in place still works for this
+    release, with a ``DeprecationWarning``.)
     """
 
 
 @pytest.hookspec
-def pytest_mipro_target_finished(target_name: str, record: dict[str, Any]) -> None:
+def pytest_mipro_target_finished(target_name: str, outcome: TargetOutcome, record: dict[str, object] | None) -> None:
     """Called after every target has been gated, checked or optimized, pass or fail.
 
     :param target_name: the lock key.
-    :param record: the JSON-able record also written to ``--mipro-report`` files:
-        ``target``, ``nodeid``, ``mode`` (gate / check / optimize), ``outcome`` (passed /
-        failed / missing / stale / error), ``message``, ``score``, ``threshold``, ``n``,
-        ``calls``, ``cache_hits``, ``tokens``, ``cost``, ``seconds``, per-example
-        ``examples`` and, when optimized, ``baseline_score`` and ``trials``.
+    :param outcome: the :class:`pytest_mipro.outcome.TargetOutcome`: ``mode``, ``outcome``
+        (an ``Outcome``: passed, failed, missing, stale or error), ``message``, ``score``,
+        ``threshold``, ``verdict``, ``bounds``, ``evaluation`` (per-example results),
+        ``judgement``, ``entry``, ``selection``, ``trials`` and ``counts``.
+        ``outcome.to_dict()`` is the JSON report's per-target object.
+    :param record: **deprecated** (to be removed in the next release; use ``outcome``): the
+        flat dict earlier releases passed: ``target``, ``nodeid``, ``mode``, ``outcome``,
+        ``message``, ``score``, ``threshold``, ``n``, ``calls``, ``cache_hits``, ``tokens``,
+        ``cost``, ``seconds``, per-example ``examples``, ``baseline_score``, ``verdict``,
+        ``lower``, ``upper`` and, when optimized, ``trials``. Built only when an
+        implementation asks for it.
 
     Return value is ignored. Use it to send results to a dashboard.
     """

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LockfileError
+from .fingerprint import Fingerprint
+from .lm.client import Usage
 
 VERSION = 1
 HEADER = (
@@ -56,39 +58,114 @@ _LONG_LINE = 80  # single-line strings longer than this are written folded (bloc
 _REQUIRED = ("program", "score", "fingerprint")
 
 
+PlainData = Mapping[str, object]  # YAML/JSON data: strings, numbers, booleans, None, lists, mappings
+
+
 @dataclass(frozen=True)
 class PredictorLock:
     """One predictor's locked prompt: its signature (structure) plus instructions and demos."""
 
     signature: str
     instructions: str
-    demos: list[dict[str, Any]] = field(default_factory=list)
+    demos: list[dict[str, object]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"signature": self.signature, "instructions": self.instructions, "demos": [dict(d) for d in self.demos]}
 
 
 @dataclass(frozen=True)
+class Counts:
+    """What a target's optimization spent: LM usage and wall time.
+
+    ``a + b`` adds both: steps that ran one after the other. Work other processes did at
+    the same time adds its usage but not its time (see :meth:`alongside`).
+    """
+
+    usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.usage + other.usage, self.seconds + other.seconds)
+
+    def alongside(self, usage: Usage) -> Counts:
+        """These counts plus what other processes spent meanwhile (their time overlapped ours)."""
+        return Counts(self.usage + usage, self.seconds)
+
+    @property
+    def calls(self) -> int:
+        return self.usage.calls
+
+    def to_dict(self) -> dict[str, int | float]:
+        """The lock's ``counts`` mapping (errors are not written: a locked run had none that mattered)."""
+        u = self.usage
+        return {
+            "calls": u.calls,
+            "cache_hits": u.cache_hits,
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "cost": round(float(u.cost), 6),
+            "seconds": round(float(self.seconds), 2),
+        }
+
+    @classmethod
+    def from_dict(cls, data: PlainData) -> Counts:
+        seconds = data.get("seconds")
+        return cls(Usage.from_dict(data), float(seconds) if isinstance(seconds, (int, float)) else 0.0)
+
+
+@dataclass(frozen=True)
+class ExampleScores:
+    """Per gate example, its stable id (``Example.uid``) and score; paired comparisons use the ids."""
+
+    ids: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, list[str] | list[float]]:
+        return {"ids": list(self.ids), "scores": list(self.scores)} if self.ids else {}
+
+    @classmethod
+    def from_dict(cls, data: PlainData) -> ExampleScores:
+        ids, scores = data.get("ids") or [], data.get("scores") or []
+        if not isinstance(ids, list) or not isinstance(scores, list):
+            raise ValueError("'results' needs lists 'ids' and 'scores'")
+        values = [_score(s) for s in scores]
+        if len(values) != len(ids) or any(v is None for v in values):
+            raise ValueError(
+                "'results' needs one score in [0, 1] per example id; run `pytest --mipro-optimize` to rewrite it"
+            )
+        return cls(tuple(str(i) for i in ids), tuple(v for v in values if v is not None))
+
+
+def _score(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
 class LockEntry:
-    """Everything locked for one target. ``extra`` is free-form data added by hooks."""
+    """Everything locked for one target. ``extra`` is free-form data added by hooks.
+
+    ``optimizer``, ``holdout`` and ``extra`` are plain data, written as they are.
+    """
 
     name: str
     predictors: dict[str, PredictorLock]
     score: float
-    fingerprint: dict[str, Any]
+    fingerprint: Fingerprint
     baseline_score: float | None = None
     threshold: float | None = None
     n: int = 0
     task_model: str | None = None
     prompt_model: str | None = None
-    optimizer: dict[str, Any] = field(default_factory=dict)
-    counts: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, list[Any]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    optimizer: PlainData = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
+    results: ExampleScores = field(default_factory=ExampleScores)
+    extra: PlainData = field(default_factory=dict)
     bounds: tuple[float, float] | None = None  # one-sided 95% bounds of ``score``
-    holdout: dict[str, Any] = field(default_factory=dict)  # the holdout check, see pytest_mipro.holdout
+    holdout: PlainData = field(default_factory=dict)  # the holdout check, see pytest_mipro.pipeline
 
-    def program_state(self) -> dict[str, dict[str, Any]]:
+    def program_state(self) -> dict[str, dict[str, object]]:
         """``{predictor: {instructions, demos}}``, the mapping ``Module.load_state`` takes."""
         return {name: {"instructions": p.instructions, "demos": [dict(d) for d in p.demos]} for name, p in self.predictors.items()}
 
@@ -97,21 +174,13 @@ class LockEntry:
         """Predictor name -> signature spec."""
         return {name: p.signature for name, p in self.predictors.items()}
 
-    @property
-    def fingerprint_hash(self) -> str:
-        return str(self.fingerprint.get("hash", ""))
-
-    @property
-    def fingerprint_parts(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in (self.fingerprint.get("parts") or {}).items()}
-
     def same_lock_as(self, other: LockEntry) -> bool:
         """Equal in everything but ``counts`` (calls, tokens, time: how the run went, not what it found)."""
         mine, theirs = self.to_dict(), other.to_dict()
         mine.pop("counts"), theirs.pop("counts")
         return mine == theirs
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The entry as written under ``targets.<name>`` (fixed key order, JSON-able).
 
         ``bounds`` and ``holdout`` appear only when set, so an entry read from an older file
@@ -129,15 +198,15 @@ class LockEntry:
             "task_model": self.task_model,
             "prompt_model": self.prompt_model,
             "optimizer": dict(self.optimizer),
-            "fingerprint": {"hash": self.fingerprint_hash, "parts": self.fingerprint_parts},
-            "counts": dict(self.counts),
-            "results": {k: list(v) for k, v in self.results.items()},
+            "fingerprint": self.fingerprint.to_dict(),
+            "counts": self.counts.to_dict(),
+            "results": self.results.to_dict(),
             **holdout,
             "extra": dict(self.extra),
         }
 
     @classmethod
-    def from_dict(cls, name: str, data: Any, *, source: str = "lock entry") -> LockEntry:
+    def from_dict(cls, name: str, data: object, *, source: str = "lock entry") -> LockEntry:
         """Build an entry from its data form; raises :class:`LockfileError` naming ``source``."""
         if not isinstance(data, Mapping):
             raise LockfileError(f"{source}: target {name!r} must be a mapping, got {type(data).__name__}")
@@ -148,16 +217,16 @@ class LockEntry:
             return cls(
                 name=name,
                 predictors=_predictors(data["program"]),
-                score=math.nan if data["score"] is None else float(data["score"]),
-                fingerprint=_mapping(data["fingerprint"], "fingerprint"),
-                baseline_score=None if data.get("baseline_score") is None else float(data["baseline_score"]),
-                threshold=None if data.get("threshold") is None else float(data["threshold"]),
+                score=_float_or_nan(data["score"]),
+                fingerprint=_fingerprint(data["fingerprint"]),
+                baseline_score=_optional_float(data.get("baseline_score")),
+                threshold=_optional_float(data.get("threshold")),
                 n=int(data.get("n") or 0),
-                task_model=data.get("task_model"),
-                prompt_model=data.get("prompt_model"),
+                task_model=_optional_str(data.get("task_model")),
+                prompt_model=_optional_str(data.get("prompt_model")),
                 optimizer=_mapping(data.get("optimizer"), "optimizer"),
-                counts=_mapping(data.get("counts"), "counts"),
-                results=_mapping(data.get("results"), "results"),
+                counts=Counts.from_dict(_mapping(data.get("counts"), "counts")),
+                results=ExampleScores.from_dict(_mapping(data.get("results"), "results")),
                 extra=_mapping(data.get("extra"), "extra"),
                 bounds=_bounds(data.get("bounds")),
                 holdout=_mapping(data.get("holdout"), "holdout"),
@@ -173,23 +242,46 @@ def _number(value: float | None) -> float | None:
     return round(float(value), 6)
 
 
-def _bounds(value: Any) -> tuple[float, float] | None:
+def _float_or_nan(value: object) -> float:
+    return math.nan if value is None else _float(value)
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else _float(value)
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _bounds(value: object) -> tuple[float, float] | None:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"'bounds' must be a [lower, upper] pair, got {value!r}")
-    return float(value[0]), float(value[1])
+    return _float(value[0]), _float(value[1])
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
+def _mapping(value: object, what: str) -> dict[str, object]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"{what!r} must be a mapping, got {type(value).__name__}")  # noqa: TRY004 - reported as a lockfile error
-    return dict(value)
+    return {str(k): v for k, v in value.items()}
 
 
-def _predictors(value: Any) -> dict[str, PredictorLock]:
+def _fingerprint(value: object) -> Fingerprint:
+    parts = _mapping(_mapping(value, "fingerprint").get("parts"), "fingerprint.parts")
+    return Fingerprint({k: str(v) for k, v in parts.items()})
+
+
+def _predictors(value: object) -> dict[str, PredictorLock]:
     if not isinstance(value, Mapping) or not value:
         raise ValueError("'program' must be a non-empty mapping of predictor names to prompts")
     found = {}
@@ -271,24 +363,19 @@ class Lockfile:
         for name, entry in updates.items():
             old = entries.get(name)
             if old is None or not old.same_lock_as(entry):
-                if old is not None and not entry.counts.get("calls") and old.predictors == entry.predictors:
-                    entry = replace(entry, counts=dict(old.counts))
+                if old is not None and not entry.counts.calls and old.predictors == entry.predictors:
+                    entry = replace(entry, counts=old.counts)
                 entries[name] = entry
         return replace(self, entries=entries)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"version": VERSION, "targets": {name: self.entries[name].to_dict() for name in sorted(self.entries)}}
 
     def dumps(self) -> str:
         import yaml
 
-        data = self.to_dict()
-        for entry in data["targets"].values():
-            entry["results"] = {k: _FlowList(v) for k, v in entry["results"].items()}
-            if "bounds" in entry:
-                entry["bounds"] = _FlowList(entry["bounds"])
-            if isinstance(entry.get("holdout", {}).get("ids"), list):
-                entry["holdout"] = {k: _FlowList(v) if isinstance(v, list) else v for k, v in entry["holdout"].items()}
+        targets = {name: _with_flow_lists(self.entries[name].to_dict()) for name in sorted(self.entries)}
+        data = {"version": VERSION, "targets": targets}
         body = yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=_LONG_LINE + 20)
         return HEADER + body
 
@@ -307,8 +394,21 @@ class Lockfile:
             raise
 
 
-class _FlowList(list):  # type: ignore[type-arg]
+class _FlowList(list[object]):
     """A list written on as few lines as possible (per-example ids and scores: long, rarely read)."""
+
+
+def _with_flow_lists(entry: dict[str, object]) -> dict[str, object]:
+    """The entry with its results, bounds and holdout lists marked to be written on few lines."""
+    flowing = dict(entry)
+    for key in ("results", "holdout"):
+        part = flowing.get(key)
+        if isinstance(part, Mapping) and (key == "results" or isinstance(part.get("ids"), list)):
+            flowing[key] = {k: _FlowList(v) if isinstance(v, list) else v for k, v in part.items()}
+    bounds = flowing.get("bounds")
+    if isinstance(bounds, list):
+        flowing["bounds"] = _FlowList(bounds)
+    return flowing
 
 
 def _file_mode(path: Path) -> int:

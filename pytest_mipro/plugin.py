@@ -1,17 +1,18 @@
 """The pytest plugin (entry point ``mipro``): options, the ``mipro`` marker and fixture, hooks.
 
 Hooks translate between pytest and the library and hold no logic: settings live in
-``settings.py``, the run state in ``session.py``, targets in ``targets.py``, text in
-``report.py`` and everything about xdist in ``distributed.py``. Importing this module is
-cheap (no litellm, no optuna), so ``pytest --help`` stays fast.
+``settings.py``, the run state in ``session.py``, a marker's target in ``declaration.py``,
+what happens to it in ``pipeline.py``, text in ``report.py`` and everything about xdist in
+``distributed.py``. Importing this module is cheap (no litellm, no optuna), so ``pytest
+--help`` stays fast, and it changes nothing in other libraries (the environment variable
+litellm reads at import is set only where pytest-mipro itself imports litellm).
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,10 +21,10 @@ from .errors import ConfigError
 from .settings import OPTIONS, MiproSettings, Sources, resolve
 
 if TYPE_CHECKING:
+    from .declaration import Target
+    from .lockfile import LockEntry
+    from .outcome import TargetOutcome
     from .session import MiproSession, TargetRun
-
-# Before anything can import litellm (nothing above does): never fetch the price map from the network.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MARKER = "mipro"
 MARKER_HELP = (
@@ -120,13 +121,31 @@ def _session(config: pytest.Config) -> MiproSession:
         callbacks = Callbacks(
             progress=lambda line: _progress(config, line),
             trial_finished=lambda progress: config.hook.pytest_mipro_trial_finished(target_name=progress.target, trial=progress),
-            lock_entry=lambda entry: config.hook.pytest_mipro_lock_entry(target_name=entry.name, entry=entry),
-            target_finished=lambda record: config.hook.pytest_mipro_target_finished(target_name=record["target"], record=record),
+            lock_extra=lambda entry: _lock_extra(config, entry),
+            target_finished=lambda outcome: _target_finished(config, outcome),
         )
         settings = config.stash[SETTINGS_KEY]
         peers = 1 + (distributed.helpers_per_target(config) if settings.optimize else 0)
         config.stash[SESSION_KEY] = MiproSession(settings, callbacks, peers=peers)
     return config.stash[SESSION_KEY]
+
+
+def _lock_extra(config: pytest.Config, entry: LockEntry) -> dict[str, object]:
+    """The fields ``pytest_mipro_lock_entry`` implementations return for ``extra``, merged."""
+    extra: dict[str, object] = {}
+    for fields in config.hook.pytest_mipro_lock_entry(target_name=entry.name, entry=entry):
+        if fields is not None:
+            extra.update(fields)
+    return extra
+
+
+def _target_finished(config: pytest.Config, outcome: TargetOutcome) -> None:
+    # ``record`` is the deprecated flat dict; pluggy passes each implementation only the
+    # arguments it names, so building it is skipped when no implementation asks for it.
+    hook = config.hook.pytest_mipro_target_finished
+    wants_record = any("record" in impl.argnames for impl in hook.get_hookimpls())
+    record = outcome.legacy_record() if wants_record else None
+    hook(target_name=outcome.target, outcome=outcome, record=record)
 
 
 def _progress(config: pytest.Config, line: str) -> None:
@@ -205,11 +224,12 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
 
     Attributes: ``program`` (with the locked prompts), ``score``, ``results`` (per example),
     ``failures``, ``calls``, ``threshold``, ``entry`` (the lock entry), ``mode``, ``verdict``
-    (PASS, FAIL or INCONCLUSIVE), ``bounds`` (one-sided 95% lower and upper bounds).
-    An INCONCLUSIVE verdict is a :class:`MiproWarning` (a failure under ``--mipro-strict``).
+    (PASS, FAIL or INCONCLUSIVE), ``bounds`` (one-sided 95% lower and upper bounds) and
+    ``outcome`` (the full :class:`pytest_mipro.outcome.TargetOutcome`). An INCONCLUSIVE
+    verdict is a :class:`MiproWarning` (a failure under ``--mipro-strict``).
     """
     from .errors import MiproError
-    from .session import GateFailure
+    from .session import target_run
 
     node = request.node
     helped = distributed.helped_nodeid(node)
@@ -218,27 +238,27 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
         if helped is not None:
             _session(request.config).assist(target)  # a StudyHelper: work on the study, lock nothing
             return None
-        run = _session(request.config).run(target, nodeid=node.nodeid)
-    except GateFailure as exc:
-        node.stash[FAILURE_KEY] = str(exc)  # reported as the test's failure, not a setup error
-        return None
+        outcome = _session(request.config).run(target, nodeid=node.nodeid)
     except (MiproError, ValueError) as exc:
         problem = f"{node.nodeid}: {exc}"
     else:
-        if run.warning:
-            warnings.warn(MiproWarning(run.warning), stacklevel=1)
-        return run
+        if not outcome.passed:
+            node.stash[FAILURE_KEY] = outcome.message or outcome.outcome.value  # the test's failure, not a setup error
+            return None
+        if outcome.warning:
+            warnings.warn(MiproWarning(outcome.warning), stacklevel=1)
+        return target_run(target, outcome)
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 
-def _target(request: pytest.FixtureRequest, default_name: str) -> Any:
-    from .targets import target_from_declaration
+def _target(request: pytest.FixtureRequest, default_name: str) -> Target:
+    from .declaration import target_from_declaration
 
     marker = request.node.get_closest_marker(MARKER)
     if marker is None:
         raise ConfigError("the `mipro` fixture needs a target: mark the test with @pytest.mark.mipro(program, ...)")
 
-    def lookup(name: str) -> Any:
+    def lookup(name: str) -> object:
         try:
             return request.getfixturevalue(name)
         except pytest.FixtureLookupError as exc:
@@ -276,7 +296,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     if SESSION_KEY not in config.stash or distributed.is_worker(config):
         return
     lines = config.stash[SESSION_KEY].summary()

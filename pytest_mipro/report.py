@@ -1,8 +1,8 @@
-"""Text for people and files for machines: progress lines, failure messages, the summary
-table, and the JSON and HTML reports. Nothing here writes to the terminal.
+"""Text for people and files for machines, rendered from :class:`TargetOutcome` values.
 
-A *record* is a JSON-able dict per target run (built with :func:`new_record`), so it can
-travel from xdist workers to the controller and straight into the JSON report.
+Progress lines, failure messages, the summary table, and the JSON and HTML reports.
+Nothing here writes to the terminal, and nothing here decides: the pipeline builds the
+outcomes, this module only renders them.
 """
 
 from __future__ import annotations
@@ -10,132 +10,24 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .fingerprint import describe
-from .gate import GateRun, Judgement, score_bounds
-from .lockfile import LockEntry
+from .gate import Judgement
 from .optimizer.evaluate import ExampleResult
-from .optimizer.search import TrialLog
+from .optimizer.search import TrialKind, TrialLog
+from .outcome import Mode, Selection, TargetOutcome, example_result_to_dict
 from .stats import RegressionResult
-from .targets import Evaluation, TrialProgress
 
+if TYPE_CHECKING:
+    from .pipeline import TrialProgress
+    from .scoring import Evaluation
+
+REPORT_VERSION = 2
 WORST = 5  # examples shown in a failure message
 _VALUE_CHARS = 60
-
-# ---------------------------------------------------------------- records
-
-
-def new_record(name: str, nodeid: str, mode: str) -> dict[str, Any]:
-    return {"target": name, "nodeid": nodeid, "mode": mode, "outcome": None, "message": None}
-
-
-def fill_from_entry(record: dict[str, Any], entry: LockEntry) -> None:
-    """A checked (not evaluated) target: what the lock says, with the locked score's bounds."""
-    record.update(score=entry.score, baseline_score=entry.baseline_score, threshold=entry.threshold, n=entry.n, calls=0)
-    bounds = entry.bounds
-    scores = entry.results.get("scores")
-    if bounds is None and scores:
-        bounds = score_bounds([float(x) for x in scores])  # entries locked before bounds were stored
-    if bounds is not None:
-        record.update(lower=round(bounds[0], 6), upper=round(bounds[1], 6))
-
-
-def fill_from_evaluation(record: dict[str, Any], evaluation: Evaluation, threshold: float | None, source: str) -> None:
-    usage = evaluation.usage
-    record.update(
-        score=evaluation.score,
-        threshold=threshold,
-        threshold_source=source,
-        n=len(evaluation.results),
-        calls=int(usage.get("calls", 0)),
-        cache_hits=int(usage.get("cache_hits", 0)),
-        tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
-        cost=float(usage.get("cost", 0.0)),
-        seconds=round(evaluation.seconds, 3),
-        examples=[example_record(r) for r in evaluation.results],
-    )
-
-
-def fill_from_gate(record: dict[str, Any], gate: GateRun) -> None:
-    """A gate run: the evaluation, the verdict with its bounds, early stopping and repeats."""
-    policy, judgement = gate.policy, gate.judgement
-    fill_from_evaluation(record, gate.evaluation, policy.threshold, policy.threshold_source)
-    fill_from_judgement(record, judgement)
-    record.update(n=judgement.evaluated, n_total=judgement.total, repeats=policy.repeats, min_drop=policy.min_drop)
-    if judgement.curtailed:
-        record.update(curtailed=True, skipped=gate.skipped, saved_calls=gate.saved_calls)
-    if policy.repeats > 1:
-        record.update(pass_rate=round(gate.pass_rate, 6), pass_all=round(gate.pass_all, 6))
-
-
-def fill_from_judgement(record: dict[str, Any], judgement: Judgement) -> None:
-    """The verdict and its evidence, as plain data (also what the JSON report shows)."""
-    record.update(
-        verdict=judgement.verdict,
-        lower=round(judgement.lower, 6),
-        upper=round(judgement.upper, 6),
-        needed_n=judgement.needed_n,
-        regression=None if judgement.regression is None else regression_record(judgement.regression, judgement.regression_bound),
-    )
-
-
-def regression_record(result: RegressionResult, bound: str | None = None) -> dict[str, Any]:
-    return {
-        "method": result.method,
-        "locked_score": round(result.before_mean, 6),
-        "score": round(result.after_mean, 6),
-        "drop": round(result.drop, 6),
-        "p_value": result.p_value,
-        "significant": result.significant,
-        "regressed": result.regressed,
-        "n": result.n,
-        "b": result.b,
-        "c": result.c,
-        "bound": bound,
-    }
-
-
-def fill_from_optimization(record: dict[str, Any], entry: LockEntry, trials: Sequence[TrialLog]) -> None:
-    """An optimized target reports what the whole search spent, not just the final evaluation."""
-    record.update(
-        baseline_score=entry.baseline_score,
-        trials_planned=entry.optimizer.get("trials"),
-        task_model=entry.task_model,
-        prompt_model=entry.prompt_model,
-        trials=[t.to_dict() for t in trials],
-    )
-    fill_counts(record, entry.counts)
-
-
-def fill_counts(record: dict[str, Any], counts: Mapping[str, Any]) -> None:
-    """Spending columns of a record from lock-entry ``counts``."""
-    record.update(
-        calls=int(counts.get("calls", 0)),
-        cache_hits=int(counts.get("cache_hits", 0)),
-        tokens=int(counts.get("prompt_tokens", 0)) + int(counts.get("completion_tokens", 0)),
-        cost=float(counts.get("cost", 0.0)),
-        seconds=float(counts.get("seconds", 0.0)),
-    )
-
-
-def example_record(result: ExampleResult) -> dict[str, Any]:
-    example = result.example
-    inputs = example.inputs() if example.input_keys is not None else example
-    return {
-        "id": example.uid,
-        "score": result.score,
-        "inputs": _plain(dict(inputs)),
-        "expected": _plain(dict(example.labels())),
-        "prediction": None if result.prediction is None else _plain(dict(result.prediction)),
-        "error": result.error or result.parse_error,
-    }
-
-
-def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(k): v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in data.items()}
 
 
 # ---------------------------------------------------------------- progress lines
@@ -148,22 +40,31 @@ def start_line(name: str) -> str:
 def trial_line(progress: TrialProgress) -> str:
     trial, usage = progress.trial, progress.usage
     if progress.counted:
-        step = f"trial {progress.number}/{progress.total or '?'} ({trial.kind})"
+        step = f"trial {progress.number}/{progress.total or '?'} ({kind_label(trial)})"
     else:
-        step = trial.kind if trial.kind.startswith("baseline") else f"{trial.kind} eval"
-    tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
+        step = kind_label(trial) if trial.kind is TrialKind.BASELINE else f"{kind_label(trial)} eval"
     return (
         f"mipro {progress.target}: {step} score {trial.score:.3f} on {trial.num_examples}"
-        f" | best full {trial.best_full_score:.3f} | calls {usage.get('calls', 0)} ({usage.get('cache_hits', 0)} cached)"
-        f" | tokens {_si(tokens)} | cost ${float(usage.get('cost', 0.0)):.4f} | {progress.elapsed:.1f}s"
+        f" | best full {trial.best_full_score:.3f} | calls {usage.calls} ({usage.cache_hits} cached)"
+        f" | tokens {_si(usage.tokens)} | cost ${usage.cost:.4f} | {progress.elapsed:.1f}s"
     )
 
 
-def done_line(record: Mapping[str, Any]) -> str:
+def kind_label(trial: TrialLog) -> str:
+    """``minibatch``, or ``minibatch-pruned`` when racing stopped the evaluation early."""
+    return trial.label
+
+
+def done_line(outcome: TargetOutcome) -> str:
     return (
-        f"mipro {record['target']}: {_score(record.get('baseline_score'))} -> {_score(record.get('score'))}"
-        f" in {record.get('trials_planned', '?')} trials, {record.get('calls', 0)} calls, {float(record.get('seconds', 0)):.1f}s"
+        f"mipro {outcome.target}: {_score(outcome.baseline_score)} -> {_score(outcome.score)}"
+        f" in {_trials_planned(outcome)} trials, {outcome.counts.calls} calls, {outcome.counts.seconds:.1f}s"
     )
+
+
+def _trials_planned(outcome: TargetOutcome) -> str:
+    trials = None if outcome.entry is None else outcome.entry.optimizer.get("trials")
+    return "?" if trials is None else str(trials)
 
 
 def _si(number: float) -> str:
@@ -173,8 +74,8 @@ def _si(number: float) -> str:
     return str(int(number))
 
 
-def _score(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _score(value: float | None) -> str:
+    if value is None or math.isnan(value):
         return "-"
     return f"{float(value):.3f}"
 
@@ -203,7 +104,7 @@ def verdict_message(name: str, judgement: Judgement, evaluation: Evaluation, *, 
         lines.append(regression_line(judgement.regression, min_drop, judgement.regression_bound))
     if judgement.curtailed:
         lines.append(f"Stopped after {judgement.evaluated} of {judgement.total} examples: the rest could not change the verdict.")
-    worst = [r for r in sorted(evaluation.results, key=lambda r: r.score) if r.score < 1.0 or r.failed][:WORST]
+    worst = evaluation.failures[:WORST]
     if worst:
         lines += [f"Worst {len(worst)} examples:", *(f"  {line}" for line in map(describe_example, worst))]
     return "\n".join(lines)
@@ -215,7 +116,7 @@ def _verdict_head(name: str, judgement: Judgement, source: str, strict: bool) ->
         consequence = "failing because of --mipro-strict" if strict else "--mipro-strict would make this a failure"
         return (
             f"mipro target {name!r}: INCONCLUSIVE: the threshold {threshold:.3f} ({source}) lies inside the score's"
-            f" one-sided 95% bounds {_interval(judgement.lower, judgement.upper)}; {_decide(judgement)} ({consequence})."
+            f" one-sided 95% bounds {_interval(judgement.bounds)}; {_decide(judgement)} ({consequence})."
         )
     reasons = []
     if judgement.threshold_verdict == "FAIL" and threshold is not None:
@@ -238,7 +139,7 @@ def score_line(judgement: Judgement, source: str) -> str:
     of_total = "" if judgement.evaluated == judgement.total else f" (of {judgement.total})"
     return (
         f"Score {judgement.score:.3f} on {judgement.evaluated} examples{of_total},"
-        f" one-sided 95% bounds {_interval(judgement.lower, judgement.upper)}, {threshold}."
+        f" one-sided 95% bounds {_interval(judgement.bounds)}, {threshold}."
     )
 
 
@@ -263,26 +164,34 @@ def regression_line(result: RegressionResult, min_drop: float, bound: str | None
 _BOUND_WORDS = {"worst": "failed", "best": "passed"}
 
 
-def _interval(lower: Any, upper: Any) -> str:
-    if lower is None or upper is None:
+def _interval(bounds: tuple[float, float] | None) -> str:
+    if bounds is None:
         return "-"
-    return f"[{float(lower):.3f}, {float(upper):.3f}]"
+    return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def describe_example(result: ExampleResult) -> str:
-    record = example_record(result)
-    inputs = ", ".join(f"{k}={_short(v)}" for k, v in record["inputs"].items())
-    expected = ", ".join(f"{k}={_short(v)}" for k, v in record["expected"].items())
-    text = f"[{record['id']}] score {result.score:.2f}: {inputs} | expected {expected}"
-    if record["prediction"] is not None:
-        got = ", ".join(f"{k}={_short(v)}" for k, v in record["prediction"].items() if k not in record["inputs"])
-        text += f" | got {got}"
-    if record["error"]:
-        text += f" | error: {_short(record['error'])}"
+    record = example_result_to_dict(result)
+    inputs = _fields(record["inputs"])
+    text = f"[{record['id']}] score {result.score:.2f}: {_listed(inputs)} | expected {_listed(_fields(record['expected']))}"
+    prediction = record["prediction"]
+    if prediction is not None:
+        text += f" | got {_listed({k: v for k, v in _fields(prediction).items() if k not in inputs})}"
+    error = result.error or result.parse_error
+    if error:
+        text += f" | error: {_short(error)}"
     return text
 
 
-def _short(value: Any) -> str:
+def _fields(value: object) -> dict[str, object]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _listed(fields: dict[str, object]) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in fields.items())
+
+
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 3] + "..."
 
@@ -295,68 +204,73 @@ def unused_message(names: Iterable[str], lockfile: Path) -> str:
 # ---------------------------------------------------------------- end-of-run summary
 
 
-def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def summary_lines(outcomes: Sequence[TargetOutcome]) -> list[str]:
     """Tables of optimized and gated targets (empty when no target ran)."""
     lines: list[str] = []
-    optimized = [r for r in records if r.get("mode") == "optimize" and r.get("trials") is not None]
-    gated = [r for r in records if r not in optimized]
+    optimized = [o for o in outcomes if o.mode is Mode.OPTIMIZE and o.entry is not None]
+    gated = [o for o in outcomes if not (o.mode is Mode.OPTIMIZE and o.entry is not None)]
     if optimized:
         lines += _table(
             ["target", "baseline -> optimized", "threshold", "trials", "calls", "cache hits", "tokens", "cost", "time"],
-            [
-                [
-                    r["target"],
-                    f"{_score(r.get('baseline_score'))} -> {_score(r.get('score'))}",
-                    _score(r.get("threshold")),
-                    str(r.get("trials_planned", "-")),
-                    str(r.get("calls", 0)),
-                    str(r.get("cache_hits", 0)),
-                    _si(r.get("tokens", 0)),
-                    f"${float(r.get('cost', 0.0)):.4f}",
-                    f"{float(r.get('seconds', 0.0)):.1f}s",
-                ]
-                for r in sorted(optimized, key=lambda r: r["target"])
-            ],
+            [_optimized_row(o) for o in sorted(optimized, key=lambda o: o.target)],
         )
     if gated:
         lines += _table(
             ["target", "mode", "score", "bounds", "threshold", "vs lock", "n", "calls", "cache hits", "verdict", "outcome"],
-            [
-                [
-                    r["target"],
-                    str(r.get("mode")),
-                    _score(r.get("score")),
-                    _interval(r.get("lower"), r.get("upper")),
-                    _score(r.get("threshold")),
-                    _versus_lock(r.get("regression")),
-                    _examples(r),
-                    str(r.get("calls", 0)),
-                    str(r.get("cache_hits", 0)),
-                    str(r.get("verdict") or "-"),
-                    str(r.get("outcome")),
-                ]
-                for r in sorted(gated, key=lambda r: (r["target"], r.get("nodeid", "")))
-            ],
+            [_gated_row(o) for o in sorted(gated, key=lambda o: (o.target, o.nodeid))],
         )
-    return lines + [line for r in records for line in note_lines(r)]
+    return lines + [line for o in outcomes for line in note_lines(o)]
 
 
-def note_lines(record: Mapping[str, Any]) -> list[str]:
+def _optimized_row(outcome: TargetOutcome) -> list[str]:
+    usage = outcome.counts.usage
+    return [
+        outcome.target,
+        f"{_score(outcome.baseline_score)} -> {_score(outcome.score)}",
+        _score(outcome.threshold),
+        _trials_planned(outcome).replace("?", "-"),
+        str(usage.calls),
+        str(usage.cache_hits),
+        _si(usage.tokens),
+        f"${usage.cost:.4f}",
+        f"{outcome.counts.seconds:.1f}s",
+    ]
+
+
+def _gated_row(outcome: TargetOutcome) -> list[str]:
+    usage = outcome.counts.usage
+    judgement = outcome.judgement
+    return [
+        outcome.target,
+        outcome.mode.value,
+        _score(outcome.score),
+        _interval(outcome.bounds),
+        _score(outcome.threshold),
+        _versus_lock(judgement),
+        _examples(outcome),
+        str(usage.calls),
+        str(usage.cache_hits),
+        outcome.verdict or "-",
+        outcome.outcome.value,
+    ]
+
+
+def note_lines(outcome: TargetOutcome) -> list[str]:
     """What a target's table row cannot say: early stopping, repeated samples, the holdout decision."""
-    name, notes = record["target"], []
-    if record.get("curtailed"):
+    name, notes = outcome.target, []
+    judgement, stats = outcome.judgement, outcome.gate
+    if judgement is not None and judgement.curtailed and stats is not None:
         notes.append(
-            f"mipro {name}: stopped after {record.get('n')} of {record.get('n_total')} examples once the verdict was settled;"
-            f" skipped {record.get('skipped')} (about {_plural(int(record.get('saved_calls', 0)), 'LM call')} saved)"
+            f"mipro {name}: stopped after {judgement.evaluated} of {judgement.total} examples once the verdict was settled;"
+            f" skipped {outcome.skipped} (about {_plural(stats.saved_calls, 'LM call')} saved)"
         )
-    repeats = int(record.get("repeats") or 1)
-    if repeats > 1:
+    if stats is not None and stats.repeats > 1:
         notes.append(
-            f"mipro {name}: {repeats} samples per example: pass rate {float(record.get('pass_rate', 0.0)):.3f},"
-            f" pass^{repeats} {float(record.get('pass_all', 0.0)):.3f} (every sample of an example passes)"
+            f"mipro {name}: {stats.repeats} samples per example: pass rate {stats.pass_rate or 0.0:.3f},"
+            f" pass^{stats.repeats} {stats.pass_all or 0.0:.3f} (every sample of an example passes)"
         )
-    if record.get("selection"):
-        notes.append(f"mipro {name}: {selection_line(record['selection'])}")
+    if outcome.selection is not None:
+        notes.append(f"mipro {name}: {selection_line(outcome.selection)}")
     return notes
 
 
@@ -367,55 +281,65 @@ def _plural(count: int, noun: str) -> str:
 _AGAINST = {"lock": "the current locked prompt", "unoptimized": "the unoptimized program"}
 
 
-def selection_line(selection: Mapping[str, Any]) -> str:
+def selection_line(selection: Selection) -> str:
     """How --mipro-optimize chose the locked prompt: the holdout, the one-SE rule, the decision."""
-    source, labeled, held = selection.get("holdout_source"), selection.get("labeled"), selection.get("holdout")
-    if source == "fixture":
-        text = f"holdout: {held} examples from `mipro_holdout`; the search validated on {selection.get('validation')}"
-    elif source == "split":
-        text = f"holdout: {held} of {labeled} labeled examples (seeded split); the search validated on {selection.get('validation')}"
+    if selection.holdout_source == "fixture":
+        text = f"holdout: {selection.holdout} examples from `mipro_holdout`; the search validated on {selection.validation}"
+    elif selection.holdout_source == "split":
+        text = (
+            f"holdout: {selection.holdout} of {selection.labeled} labeled examples (seeded split);"
+            f" the search validated on {selection.validation}"
+        )
     else:
         text = (
-            f"no holdout: {labeled} labeled examples, and a seeded holdout split needs {selection.get('min_for_split')}"
+            f"no holdout: {selection.labeled} labeled examples, and a seeded holdout split needs {selection.min_for_split}"
             " (or define a `mipro_holdout` fixture); locked the search's pick"
         )
-    one_se = selection.get("one_se")
-    if one_se and one_se["chars"] < one_se["best_chars"]:
+    one_se = selection.one_se
+    if one_se is not None and one_se.chars < one_se.best_chars:
         text += (
-            f"; one-SE rule: took a {one_se['chars']}-character prompt scoring {one_se['score']:.3f}"
-            f" over the best's {one_se['best_chars']} characters at {one_se['best_score']:.3f}"
+            f"; one-SE rule: took a {one_se.chars}-character prompt scoring {one_se.score:.3f}"
+            f" over the best's {one_se.best_chars} characters at {one_se.best_score:.3f}"
         )
-    decision = selection.get("decision")
-    return text + (_decision_text(decision) if decision else "")
+    return text + (_decision_text(selection) if selection.decision else "")
 
 
-def _decision_text(decision: Mapping[str, Any]) -> str:
-    against = _AGAINST.get(decision["against"], decision["against"])
-    if decision["same_program"]:
-        return f"; the search's pick is {against} itself (holdout score {_score(decision['new_score'])})"
-    scores = f"holdout {_score(decision['new_score'])} vs {_score(decision['old_score'])} for {against}"
-    bound = "n/a" if decision["lower_bound"] is None else f"{decision['lower_bound']:+.3f}"
-    if decision["adopted"]:
-        return f"; adopted the new prompt: {scores}, improvement {decision['improvement']:+.3f} (one-sided 95% lower bound {bound} > 0)"
+def _decision_text(selection: Selection) -> str:
+    decision = selection.decision
+    assert decision is not None
+    against = _AGAINST.get(decision.against, decision.against)
+    if decision.same_program:
+        return f"; the search's pick is {against} itself (holdout score {_score(decision.new_score)})"
+    scores = f"holdout {_score(decision.new_score)} vs {_score(decision.old_score)} for {against}"
+    bound = "n/a" if decision.lower_bound is None else f"{decision.lower_bound:+.3f}"
+    improvement = f"{decision.improvement:+.3f}" if decision.improvement is not None else "n/a"
+    if decision.adopted:
+        return f"; adopted the new prompt: {scores}, improvement {improvement} (one-sided 95% lower bound {bound} > 0)"
     return (
-        f"; kept {against}: {scores}, improvement {decision['improvement']:+.3f} is not significant"
-        f" (one-sided 95% lower bound {bound} <= 0, n={decision['n']})"
+        f"; kept {against}: {scores}, improvement {improvement} is not significant"
+        f" (one-sided 95% lower bound {bound} <= 0, n={decision.n})"
     )
 
 
-def _versus_lock(regression: Mapping[str, Any] | None) -> str:
-    if not regression:
+def _versus_lock(judgement: Judgement | None) -> str:
+    regression = None if judgement is None else judgement.regression
+    if judgement is None or regression is None:
         return "-"
-    change = 0.0 - float(regression["drop"])  # 0.0 - x: no "-0.000" for an unchanged score
+    change = 0.0 - regression.drop  # 0.0 - x: no "-0.000" for an unchanged score
     # After an early stop the check ran on the completion least favourable to the verdict:
     # the worst one bounds the change from below (and p too), the best one from above.
-    side = {"worst": ">=", "best": "<="}.get(regression.get("bound") or "", "")
-    return f"{side}{change:+.3f} (p{side or '='}{float(regression['p_value']):.2g})"
+    side = {"worst": ">=", "best": "<="}.get(judgement.regression_bound or "", "")
+    return f"{side}{change:+.3f} (p{side or '='}{regression.p_value:.2g})"
 
 
-def _examples(record: Mapping[str, Any]) -> str:
-    n, total = record.get("n", "-"), record.get("n_total")
-    return f"{n}/{total}" if total is not None and total != n else str(n)
+def _examples(outcome: TargetOutcome) -> str:
+    judgement = outcome.judgement
+    if judgement is not None:
+        n, total = judgement.evaluated, judgement.total
+        return f"{n}/{total}" if total != n else str(n)
+    if outcome.evaluation is not None:
+        return str(outcome.evaluation.n)
+    return str(outcome.entry.n) if outcome.entry is not None else "-"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -430,18 +354,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 # ---------------------------------------------------------------- report files
 
 
-def json_report(records: Sequence[Mapping[str, Any]], *, lockfile: Path, mode: str) -> dict[str, Any]:
-    return {"version": 1, "mode": mode, "lockfile": str(lockfile), "targets": list(records)}
+def json_report(outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str) -> dict[str, object]:
+    """The JSON report: every target's outcome as data (schema: pytest_mipro/schema/report.schema.json)."""
+    return {"version": REPORT_VERSION, "mode": mode, "lockfile": str(lockfile), "targets": [o.to_dict() for o in outcomes]}
 
 
-def write_report(path: Path, records: Sequence[Mapping[str, Any]], *, lockfile: Path, mode: str) -> None:
-    """``.json``: the records as data; ``.html``: a self-contained page with a plot per target."""
-    data = json_report(records, lockfile=lockfile, mode=mode)
+def write_report(path: Path, outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str) -> None:
+    """``.json``: the outcomes as data; ``.html``: a self-contained page with a plot per target."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".html":
-        path.write_text(html_report(data), encoding="utf-8")
+        path.write_text(html_report(outcomes, lockfile=lockfile, mode=mode), encoding="utf-8")
     else:
-        path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+        data = json_report(outcomes, lockfile=lockfile, mode=mode)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 _STYLE = """
@@ -452,89 +377,85 @@ svg{border:1px solid #ddd;background:#fff}.legend span{margin-right:1.5em;font-s
 """
 
 
-def html_report(data: Mapping[str, Any]) -> str:
+def html_report(outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str) -> str:
     """One page, no network assets: a summary table, then per target a plot and the worst examples."""
-    records = list(data.get("targets") or [])
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pytest-mipro report</title>",
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>pytest-mipro report</h1><p>mode: {_e(data.get('mode'))} &middot; lockfile: {_e(data.get('lockfile'))}</p>",
-        _html_summary(records),
+        f"<h1>pytest-mipro report</h1><p>mode: {_e(mode)} &middot; lockfile: {_e(lockfile)}</p>",
+        _html_summary(outcomes),
     ]
-    for record in records:
-        parts.append(_html_target(record))
+    parts += [_html_target(outcome) for outcome in outcomes]
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _html_summary(records: Sequence[Mapping[str, Any]]) -> str:
+def _html_summary(outcomes: Sequence[TargetOutcome]) -> str:
     columns = ("target", "mode", "outcome", "verdict", "baseline", "score", "bounds", "threshold", "n", "calls", "cost")
     header = "".join(f"<th>{h}</th>" for h in columns)
     rows = []
-    for r in records:
-        outcome = _e(r.get("outcome"))
+    for o in outcomes:
+        state = _e(o.outcome.value)
         cells = [
-            f"<a href='#{_anchor(r)}'>{_e(r['target'])}</a>",
-            _e(r.get("mode")),
-            f"<span class='{outcome}'>{outcome}</span>",
-            _e(r.get("verdict") or "-"),
-            _score(r.get("baseline_score")),
-            _score(r.get("score")),
-            _interval(r.get("lower"), r.get("upper")),
-            _score(r.get("threshold")),
-            _e(r.get("n", "-")),
-            _e(r.get("calls", 0)),
-            f"${float(r.get('cost', 0.0) or 0.0):.4f}",
+            f"<a href='#{_anchor(o)}'>{_e(o.target)}</a>",
+            _e(o.mode.value),
+            f"<span class='{state}'>{state}</span>",
+            _e(o.verdict or "-"),
+            _score(o.baseline_score),
+            _score(o.score),
+            _interval(o.bounds),
+            _score(o.threshold),
+            _e(_examples(o)),
+            _e(o.counts.calls),
+            f"${o.counts.usage.cost:.4f}",
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
-def _anchor(record: Mapping[str, Any]) -> str:
-    return "t-" + "".join(c if c.isalnum() else "-" for c in str(record.get("nodeid") or record["target"]))
+def _anchor(outcome: TargetOutcome) -> str:
+    return "t-" + "".join(c if c.isalnum() else "-" for c in (outcome.nodeid or outcome.target))
 
 
-def _html_target(record: Mapping[str, Any]) -> str:
-    parts = [f"<h2 id='{_anchor(record)}'>{_e(record['target'])}</h2>", f"<p>{_e(record.get('nodeid'))}</p>"]
-    if record.get("message"):
-        parts.append(f"<pre>{_e(record['message'])}</pre>")
-    for note in note_lines(record):
-        parts.append(f"<p>{_e(note)}</p>")
-    if record.get("trials"):
-        parts.append(trial_plot_svg(record["trials"]))
-    examples = sorted(record.get("examples") or [], key=lambda x: x["score"])
-    if examples:
-        parts.append(_html_examples(examples))
+def _html_target(outcome: TargetOutcome) -> str:
+    parts = [f"<h2 id='{_anchor(outcome)}'>{_e(outcome.target)}</h2>", f"<p>{_e(outcome.nodeid)}</p>"]
+    if outcome.message:
+        parts.append(f"<pre>{_e(outcome.message)}</pre>")
+    parts += [f"<p>{_e(note)}</p>" for note in note_lines(outcome)]
+    if outcome.trials:
+        parts.append(trial_plot_svg(outcome.trials))
+    if outcome.evaluation is not None and outcome.evaluation.results:
+        parts.append(_html_examples(sorted(outcome.evaluation.results, key=lambda r: r.score)))
     return "\n".join(parts)
 
 
-def _html_examples(examples: Sequence[Mapping[str, Any]]) -> str:
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{c}</td>"
-            for c in (
-                _e(x["id"]),
-                f"{x['score']:.2f}",
-                _e(json.dumps(x.get("inputs"), ensure_ascii=False)),
-                _e(json.dumps(x.get("expected"), ensure_ascii=False)),
-                _e(json.dumps(x.get("prediction"), ensure_ascii=False)),
-                _e(x.get("error") or ""),
-            )
+def _html_examples(results: Sequence[ExampleResult]) -> str:
+    rows = []
+    for result in results:
+        record = example_result_to_dict(result)
+        cells = (
+            _e(record["id"]),
+            f"{result.score:.2f}",
+            _e(json.dumps(record["inputs"], ensure_ascii=False)),
+            _e(json.dumps(record["expected"], ensure_ascii=False)),
+            _e(json.dumps(record["prediction"], ensure_ascii=False)),
+            _e(result.error or result.parse_error or ""),
         )
-        + "</tr>"
-        for x in examples
-    )
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("id", "score", "inputs", "expected", "prediction", "error"))
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def trial_plot_svg(trials: Sequence[Mapping[str, Any]], width: int = 640, height: int = 240) -> str:
-    """Inline SVG: each evaluation's score as a dot (by kind) and the best full score so far as a step line."""
+_KIND_COLORS = {TrialKind.BASELINE: "#6b7280", TrialKind.MINIBATCH: "#60a5fa", TrialKind.FULL: "#16a34a"}
+_PRUNED_COLOR = "#f59e0b"
+
+
+def trial_plot_svg(trials: Sequence[TrialLog], width: int = 640, height: int = 240) -> str:
+    """Inline SVG: each evaluation's score as a dot (by kind; pruned ones apart) and the best full score so far as a step line."""
     pad = 36
     n = max(1, len(trials) - 1)
 
@@ -544,16 +465,14 @@ def trial_plot_svg(trials: Sequence[Mapping[str, Any]], width: int = 640, height
     def y(score: float) -> float:
         return height - pad - (height - 2 * pad) * max(0.0, min(1.0, float(score)))
 
-    colors = {"baseline": "#6b7280", "minibatch": "#60a5fa", "full": "#16a34a"}
-    colors.update({f"{kind}-pruned": "#f59e0b" for kind in colors})
     dots = "".join(
-        f"<circle cx='{x(i):.1f}' cy='{y(t['score']):.1f}' r='4' fill='{colors.get(t['kind'], '#000')}'>"
-        f"<title>#{t['number']} {t['kind']}: {float(t['score']):.3f} on {t.get('num_examples', '?')}</title></circle>"
+        f"<circle cx='{x(i):.1f}' cy='{y(t.score):.1f}' r='4' fill='{_PRUNED_COLOR if t.pruned else _KIND_COLORS[t.kind]}'>"
+        f"<title>#{t.number} {kind_label(t)}: {t.score:.3f} on {t.num_examples}</title></circle>"
         for i, t in enumerate(trials)
     )
     steps = []  # best so far holds until the next evaluation: a step line, not a slope
     for i, t in enumerate(trials):
-        level = y(t["best_full_score"])
+        level = y(t.best_full_score)
         steps.append(f"{x(i):.1f},{level:.1f}")
         if i + 1 < len(trials):
             steps.append(f"{x(i + 1):.1f},{level:.1f}")
@@ -566,7 +485,8 @@ def trial_plot_svg(trials: Sequence[Mapping[str, Any]], width: int = 640, height
         )
         + f"<text x='{width / 2:.0f}' y='{height - 6}' font-size='11' text-anchor='middle'>evaluation</text>"
     )
-    legend = "".join(f"<span style='color:{c}'>&#9679; {k}</span>" for k, c in colors.items())
+    legend = "".join(f"<span style='color:{c}'>&#9679; {k.value}</span>" for k, c in _KIND_COLORS.items())
+    legend += f"<span style='color:{_PRUNED_COLOR}'>&#9679; stopped early (racing)</span>"
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='score per trial'>"
         f"{axes}<polyline points='{best}' fill='none' stroke='#16a34a' stroke-width='2' stroke-dasharray='4 2'/>{dots}</svg>"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, TypeVar
 
 from .stats import student_t_ppf
 
@@ -35,26 +35,40 @@ def paired_standard_error(a: Sequence[float], b: Sequence[float]) -> tuple[float
     return mean, math.sqrt(variance / n)
 
 
-def prefer_shorter(candidates: Sequence[dict[str, Any]]) -> dict[str, Any]:
+class Scored(Protocol):
+    """What :func:`prefer_shorter` reads of a candidate (``optimizer.mipro.Candidate`` has it)."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def scores(self) -> Sequence[float] | None: ...
+    @property
+    def prompt_chars(self) -> int: ...
+
+
+C = TypeVar("C", bound=Scored)
+
+
+def prefer_shorter(candidates: Sequence[C]) -> C:
     """The shortest-prompt candidate within one paired standard error of the best.
 
-    ``candidates`` are MIPROv2 ``candidate_programs`` entries: ``score``, ``scores`` (per
-    example, or None) and ``prompt_chars``. Entries without per-example scores are only
-    eligible when they are the best.
+    Each candidate has a ``score``, its ``scores`` per valset example (None when another
+    process scored it) and ``prompt_chars``. One without per-example scores is only
+    eligible when it is the best.
     """
     if not candidates:
         raise ValueError("no candidates to choose from")
-    best = max(candidates, key=lambda c: c["score"])
-    if best.get("scores") is None:
+    best = max(candidates, key=lambda c: c.score)
+    if best.scores is None:
         return best
     close = [best]
     for candidate in candidates:
-        if candidate is best or candidate.get("scores") is None:
+        if candidate is best or candidate.scores is None:
             continue
-        gap, se = paired_standard_error(best["scores"], candidate["scores"])
+        gap, se = paired_standard_error(best.scores, candidate.scores)
         if gap <= se:
             close.append(candidate)
-    return min(close, key=lambda c: (c["prompt_chars"], -c["score"]))
+    return min(close, key=lambda c: (c.prompt_chars, -c.score))
 
 
 @dataclass(frozen=True)

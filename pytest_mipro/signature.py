@@ -184,8 +184,12 @@ def _parse_spec(spec: str) -> tuple[Field, ...]:
         name = name.split(":")[0].strip()
         if not _FIELD_NAME.match(name):
             raise SignatureError(f"signature {spec!r}: {name!r} is not a valid field name")
-    strip = lambda n: n.split(":")[0].strip()  # "name: type" is accepted, the type ignored
-    return tuple(Field(strip(n), "input") for n in inputs) + tuple(Field(strip(n), "output") for n in outputs)
+    return tuple(Field(_bare(n), "input") for n in inputs) + tuple(Field(_bare(n), "output") for n in outputs)
+
+
+def _bare(name: str) -> str:
+    """The field name of ``name`` or ``name: type`` (a type is accepted and ignored)."""
+    return name.split(":")[0].strip()
 
 
 def _check_fields(fields: tuple[Field, ...], spec: str | None) -> None:

@@ -12,9 +12,12 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from chromium import Chromium
 
 Messages = list[dict[str, Any]]
 Responder = Callable[[Messages, dict[str, Any]], str]
@@ -131,3 +134,20 @@ def postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
+    """Headless Chromium (tests/chromium.py); .ci/run installs Debian's ``chromium``.
+
+    Skips where no browser is installed, unless ``MIPRO_REQUIRE_CHROMIUM`` is set (as in CI):
+    then a missing browser is a failure, so the browser tests cannot silently stop running.
+    """
+    from chromium import Chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        if os.environ.get("MIPRO_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium not found, and MIPRO_REQUIRE_CHROMIUM is set")
+        pytest.skip("chromium not found (apt-get install chromium, or set MIPRO_CHROMIUM)")
+    return Chromium(executable, tmp_path_factory.mktemp("chromium"))

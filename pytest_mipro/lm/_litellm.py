@@ -61,7 +61,8 @@ def _import_litellm() -> ModuleType:
 
     register_provider(local.PROVIDER, local.LocalModelHandler())
     register_provider(fake.PROVIDER, fake.FakeHandler())
-    return litellm
+    module: ModuleType = litellm
+    return module
 
 
 @contextlib.contextmanager
@@ -90,5 +91,5 @@ def register_provider(name: str, handler: object) -> None:
     import litellm
 
     entries = [e for e in litellm.custom_provider_map if e["provider"] != name]
-    litellm.custom_provider_map = [*entries, {"provider": name, "custom_handler": handler}]  # type: ignore[typeddict-item]
+    litellm.custom_provider_map = [*entries, {"provider": name, "custom_handler": handler}]
     litellm.utils.custom_llm_setup()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .. import config
@@ -26,9 +27,13 @@ _TRANSIENT = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Usage:
-    """What an LM has spent. ``calls`` counts requests sent to the provider (not cache hits)."""
+    """What was spent: a value that adds and subtracts (``after - before`` is a delta).
+
+    ``calls`` counts requests that reached the provider (not cache hits); ``errors`` counts
+    calls that failed after their retries.
+    """
 
     calls: int = 0
     cache_hits: int = 0
@@ -36,21 +41,70 @@ class Usage:
     completion_tokens: int = 0
     cost: float = 0.0
     errors: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def record(self, *, cached: bool, prompt_tokens: int = 0, completion_tokens: int = 0, cost: float = 0.0) -> None:
-        with self._lock:
-            if cached:
-                self.cache_hits += 1
-                return
-            self.calls += 1
-            self.prompt_tokens += prompt_tokens
-            self.completion_tokens += completion_tokens
-            self.cost += cost
+    # Written out rather than through dataclasses.astuple: usage is added once per LM call.
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.calls + other.calls,
+            self.cache_hits + other.cache_hits,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost + other.cost,
+            self.errors + other.errors,
+        )
 
-    def snapshot(self) -> dict[str, Any]:
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.calls - other.calls,
+            self.cache_hits - other.cache_hits,
+            self.prompt_tokens - other.prompt_tokens,
+            self.completion_tokens - other.completion_tokens,
+            self.cost - other.cost,
+            self.errors - other.errors,
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int | float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Usage:
+        """The usage in ``data`` (missing keys are 0; unknown keys are ignored)."""
+        return cls(
+            calls=_int(data.get("calls")),
+            cache_hits=_int(data.get("cache_hits")),
+            prompt_tokens=_int(data.get("prompt_tokens")),
+            completion_tokens=_int(data.get("completion_tokens")),
+            cost=float(_number(data.get("cost"))),
+            errors=_int(data.get("errors")),
+        )
+
+
+def _number(value: object) -> float | int:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _int(value: object) -> int:
+    return int(_number(value))
+
+
+class UsageCounter:
+    """A thread-safe running total of an LM's :class:`Usage`; ``snapshot()`` reads it."""
+
+    def __init__(self) -> None:
+        self._total = Usage()
+        self._lock = threading.Lock()
+
+    def add(self, usage: Usage) -> None:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            self._total = self._total + usage
+
+    def snapshot(self) -> Usage:
+        with self._lock:
+            return self._total
 
 
 @dataclass(frozen=True)
@@ -79,7 +133,7 @@ class LM:
         num_retries: int = 3,
         timeout: float = 120.0,
         cache: bool = True,
-        usage: Usage | None = None,
+        usage: UsageCounter | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -94,7 +148,7 @@ class LM:
         self.timeout = timeout
         self.cache = cache
         self.kwargs = kwargs
-        self.usage = usage if usage is not None else Usage()
+        self.usage = usage if usage is not None else UsageCounter()
 
     def __repr__(self) -> str:
         return f"LM({self.model!r}, temperature={self.temperature})"
@@ -142,19 +196,14 @@ class LM:
         if store is not None:
             hit = store.get(key)
             if hit is not None:
-                self.usage.record(cached=True)
+                self.usage.add(Usage(cache_hits=1))
                 return Completion(text=hit["text"], cached=True)
         if settings.budget is not None:
             settings.budget.reserve()
         result = self._call_with_retries(messages, params, sample_id)
         if settings.budget is not None:
             settings.budget.add_cost(result.cost)
-        self.usage.record(
-            cached=False,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            cost=result.cost,
-        )
+        self.usage.add(Usage(1, 0, result.prompt_tokens, result.completion_tokens, result.cost))
         if store is not None:
             store.set(key, {"text": result.text})
         return result
@@ -173,8 +222,7 @@ class LM:
             except Exception as exc:  # any error: classified below
                 transient = type(exc).__name__ in _TRANSIENT
                 if not transient or attempt == self.num_retries:
-                    with self.usage._lock:
-                        self.usage.errors += 1
+                    self.usage.add(Usage(errors=1))
                     raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
                 time.sleep(_backoff(attempt))
         raise AssertionError("unreachable")

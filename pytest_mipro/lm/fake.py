@@ -51,7 +51,7 @@ def _reply(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -
         if responder is None:
             raise KeyError(f"no fake model {model!r} is registered; call register_fake_model({model!r}, ...)")
         return responder(messages, params)
-    except tuple(litellm.LITELLM_EXCEPTION_TYPES):  # type: ignore[misc]
+    except tuple(litellm.LITELLM_EXCEPTION_TYPES):
         raise
     except Exception as exc:
         raise litellm.BadRequestError(f"{type(exc).__name__}: {exc}", model=model, llm_provider=PROVIDER) from exc
@@ -61,7 +61,7 @@ def _make_handler_class() -> type:
     from litellm import CustomLLM, Usage
 
     class FakeHandler(CustomLLM):  # type: ignore[misc]
-        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+        def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
             params = dict(kwargs.get("optional_params") or {})
             text = _reply(model, messages, params)
             response = kwargs["model_response"]

@@ -301,7 +301,7 @@ def _make_handler_class() -> type:
     from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import Usage
 
-    class LocalModelHandler(CustomLLM):
+    class LocalModelHandler(CustomLLM):  # type: ignore[misc]  # litellm is untyped here
         def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
             if model != MODEL_NAME:
                 raise ConfigError(f"unknown local model {model!r}; the embedded model is {DEFAULT_MODEL!r}")

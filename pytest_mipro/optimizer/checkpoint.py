@@ -24,6 +24,11 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..example import Example
+from ..lm.client import Usage
+
+# How long the locking process waits for a helper still working on a sealed study before it
+# counts what was recorded so far (a helper finishes the trial in hand, then stops).
+HELPER_WAIT_SECONDS = 600.0
 
 
 @dataclass
@@ -83,6 +88,57 @@ class Checkpoint:
                 if folder.name != self.run_id:
                     shutil.rmtree(folder, ignore_errors=True)
 
+    # ------------------------------------------------------------ what each process spent
+    #
+    # Every process working on this run's study (the one that locks the target and its xdist
+    # helpers) records what it spent in the run's claims folder. Before it builds the lock
+    # entry, the locking process seals the study, waits for helpers still at work, and adds
+    # up the records; so the entry is built once, with the whole run's spending.
+
+    def _ledger(self) -> Path:
+        folder = self.directory / "claims" / self.run_id / "spending"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def record_spending(self, usage: Usage) -> None:
+        """Add ``usage`` to what this run spent on the study."""
+        write_atomic(self._ledger() / f"{uuid.uuid4().hex}.json", json.dumps(usage.to_dict()))
+
+    def total_spending(self) -> Usage:
+        """Everything this run's processes recorded with :meth:`record_spending`."""
+        total = Usage()
+        for path in sorted(self._ledger().glob("*.json")):
+            total = total + Usage.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return total
+
+    @contextlib.contextmanager
+    def helping(self) -> Iterator[bool]:
+        """Marks this process as working on the study; yields False once the study is sealed.
+
+        The mark is made before the seal is looked at, so a locking process that seals in
+        between sees the mark and waits for it.
+        """
+        ledger = self._ledger()
+        mark = ledger / f"busy-{os.getpid()}-{uuid.uuid4().hex}"
+        mark.touch()
+        try:
+            yield not (ledger / "sealed").exists()
+        finally:
+            with contextlib.suppress(OSError):
+                mark.unlink()
+
+    def seal_and_wait_for_helpers(self, timeout: float = HELPER_WAIT_SECONDS, poll: float = 0.05) -> None:
+        """Stop new helpers, then wait until those at work have recorded their spending.
+
+        A mark left by a process that died is ignored; after ``timeout`` seconds what was
+        recorded so far is all that counts.
+        """
+        ledger = self._ledger()
+        (ledger / "sealed").touch()
+        deadline = time.monotonic() + timeout
+        while any(_alive(mark) for mark in ledger.glob("busy-*")) and time.monotonic() < deadline:
+            time.sleep(poll)
+
     def storage(self) -> Any:
         """The Optuna storage: the given database URL, else a journal file in the folder."""
         if self.storage_url:
@@ -91,6 +147,17 @@ class Checkpoint:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(self.directory / "study.journal")))
+
+
+def _alive(mark: Path) -> bool:
+    """Whether the process that made a ``busy-<pid>-...`` mark is still running."""
+    try:
+        os.kill(int(mark.name.split("-")[1]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _open_database(url: str, attempts: int = 5) -> Any:

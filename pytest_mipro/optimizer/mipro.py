@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .. import config
 from ..errors import BudgetExceeded, ConfigError
 from ..example import Example
-from ..lm import LM, Budget, Usage, default_lm
+from ..lm import LM, Budget, Usage, UsageCounter, default_lm
 from ..program import Module
 from ._threads import alongside
 from .bootstrap import Bootstrapper, DemoSets
@@ -41,6 +41,7 @@ from .search import (
     SearchOutcome,
     SearchSettings,
     SearchSpace,
+    TrialKind,
     TrialLog,
     create_study,
 )
@@ -67,6 +68,22 @@ class RunPlan:
     seed: int
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A fully evaluated combination of the search: its program, valset score and prompt size."""
+
+    program: Module
+    score: float
+    params: dict[str, int]
+    scores: tuple[float, ...] | None  # per valset example, in valset order; None if scored in another process
+    prompt_chars: int
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry of dspy's ``candidate_programs`` (plus our per-example scores and prompt size)."""
+        scores = list(self.scores) if self.scores is not None else None
+        return {"score": self.score, "program": self.program, "params": dict(self.params), "scores": scores, "prompt_chars": self.prompt_chars}
+
+
 @dataclass
 class OptimizationResult:
     """What a compile() run found, beyond the returned program."""
@@ -75,7 +92,7 @@ class OptimizationResult:
     score: float
     baseline_score: float | None
     trial_logs: list[TrialLog]
-    candidate_programs: list[dict[str, Any]]
+    candidates: list[Candidate]  # best first
     instruction_candidates: dict[str, list[str]]
     demo_candidates: DemoSets
     num_trials: int
@@ -83,11 +100,16 @@ class OptimizationResult:
     valset_ids: list[str]
     total_calls: int
     prompt_model_total_calls: int
-    task_usage: dict[str, Any]
-    prompt_usage: dict[str, Any]
+    task_usage: Usage
+    prompt_usage: Usage
     stopped_by_budget: bool
     seconds: float
     params: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def candidate_programs(self) -> list[dict[str, object]]:
+        """dspy's ``candidate_programs``: the candidates as dicts, best first."""
+        return [c.to_dict() for c in self.candidates]
 
 
 class MIPROv2:
@@ -307,7 +329,7 @@ class _Run:
         self.task_model = optimizer.task_model or default_lm()
         prompt_model = optimizer.prompt_model or config.current().prompt_model or self.task_model
         if prompt_model.usage is self.task_model.usage:
-            prompt_model = prompt_model.copy(usage=Usage())  # count prompt-model calls apart
+            prompt_model = prompt_model.copy(usage=UsageCounter())  # count prompt-model calls apart
         self.prompt_model = prompt_model
         self.rng = random.Random(plan.seed)
         self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost)
@@ -324,8 +346,8 @@ class _Run:
             else:
                 space, search, outcome = self._shared_search(self.opt.checkpoint, search_settings)
         self.example_scores = search.memo.known_scores(self.plan.valset)
-        task_usage = _usage_delta(self.task_model.usage.snapshot(), task_before)
-        prompt_usage = _usage_delta(self.prompt_model.usage.snapshot(), prompt_before)
+        task_usage = self.task_model.usage.snapshot() - task_before
+        prompt_usage = self.prompt_model.usage.snapshot() - prompt_before
         return self._result(space, outcome, task_usage, prompt_usage, time.monotonic() - started)
 
     def _shared_search(
@@ -419,7 +441,7 @@ class _Run:
             evaluate=self._evaluator(),
             settings=settings,
             rng=self.rng,
-            count_calls=lambda: self.task_model.usage.calls + self.prompt_model.usage.calls,
+            count_calls=lambda: self.task_model.usage.snapshot().calls + self.prompt_model.usage.snapshot().calls,
             on_trial=self.opt.on_trial,
         )
         if self.opt.checkpoint is not None:
@@ -430,32 +452,32 @@ class _Run:
         self,
         space: SearchSpace,
         outcome: SearchOutcome,
-        task_usage: dict[str, Any],
-        prompt_usage: dict[str, Any],
+        task_usage: Usage,
+        prompt_usage: Usage,
         seconds: float,
     ) -> OptimizationResult:
         combo = outcome.best_combo
         best = space.build(combo)
         candidates = sorted(
             (
-                {
-                    "score": score,
-                    "program": space.build(c),
-                    "params": space.params_from_combo(c),
-                    "scores": self.example_scores.get(c),  # per valset example, None if scored elsewhere
-                    "prompt_chars": space.prompt_chars(c),
-                }
+                Candidate(
+                    program=space.build(c),
+                    score=score,
+                    params=space.params_from_combo(c),
+                    scores=_optional_tuple(self.example_scores.get(c)),
+                    prompt_chars=space.prompt_chars(c),
+                )
                 for c, score in outcome.full_scores.items()
             ),
-            key=lambda c: -float(c["score"]),  # type: ignore[arg-type]
+            key=lambda c: -c.score,
         )
-        prompt_calls = prompt_usage.get("calls", 0)
+        prompt_calls = prompt_usage.calls
         result = OptimizationResult(
             program=best,
             score=outcome.best_score,
             baseline_score=outcome.baseline_score,
             trial_logs=outcome.trial_logs,
-            candidate_programs=candidates,
+            candidates=candidates,
             instruction_candidates=space.instructions,
             demo_candidates=space.demo_sets,
             num_trials=self.plan.num_trials,
@@ -477,24 +499,24 @@ class _Run:
         return result
 
 
-def _usage_delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    return {k: after[k] - before.get(k, 0) for k in after}
-
-
 def _attach(program: Module, result: OptimizationResult) -> None:
     """DSPy-compatible attributes on the returned program."""
     program.score = result.score  # type: ignore[attr-defined]
     program.baseline_score = result.baseline_score  # type: ignore[attr-defined]
     program.trial_logs = [t.to_dict() for t in result.trial_logs]  # type: ignore[attr-defined]
     program.candidate_programs = result.candidate_programs  # type: ignore[attr-defined]
-    program.mb_candidate_programs = [t.to_dict() for t in result.trial_logs if t.kind.startswith("minibatch")]  # type: ignore[attr-defined]
+    program.mb_candidate_programs = [t.to_dict() for t in result.trial_logs if t.kind is TrialKind.MINIBATCH]  # type: ignore[attr-defined]
     program.total_calls = result.total_calls  # type: ignore[attr-defined]
     program.prompt_model_total_calls = result.prompt_model_total_calls  # type: ignore[attr-defined]
 
 
+def _optional_tuple(scores: Sequence[float] | None) -> tuple[float, ...] | None:
+    return tuple(scores) if scores is not None else None
+
+
 def _write_logs(directory: Path, result: OptimizationResult) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for rank, candidate in enumerate(result.candidate_programs):
-        candidate["program"].save(directory / f"candidate_{rank:02d}.json")
+    for rank, candidate in enumerate(result.candidates):
+        candidate.program.save(directory / f"candidate_{rank:02d}.json")
     logs = [t.to_dict() for t in result.trial_logs]
     (directory / "trial_logs.json").write_text(json.dumps(logs, indent=2) + "\n", encoding="utf-8")

@@ -13,13 +13,18 @@ budget ends the search with the best program so far.
 from __future__ import annotations
 
 import datetime
+import enum
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.trial import FrozenTrial, Trial
 
 from ..errors import BudgetExceeded
 from ..example import Example
@@ -30,17 +35,29 @@ from .evaluate import Evaluate, EvaluationResult, ExampleResult, TooManyErrors
 log = logging.getLogger("pytest_mipro")
 
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
-QUEUED_FULL = "full-queued"  # a queued full evaluation, until a process runs it (kind becomes full or full-pruned)
-PRUNED = "-pruned"  # kind suffix of an evaluation stopped early by racing
 HELP_ROUNDS = 8  # an idle process helps with a running minibatch trial that has this many rounds of calls left
 
 
-def with_pruned(*kinds: str) -> tuple[str, ...]:
-    """The kinds and their racing-stopped variants."""
-    return kinds + tuple(kind + PRUNED for kind in kinds)
+class TrialKind(enum.Enum):
+    """What a trial of the study evaluates (its ``kind`` user attribute).
+
+    The study is the search's database, shared by every process and kept for a resume, so
+    each trial says what it is in user attributes with a fixed schema: ``kind`` (a value
+    of this enum), ``pruned`` (racing stopped it before its last example), ``n`` (examples
+    scored), ``lm_calls``, ``elapsed``, ``run_id`` and ``worker``; ``claimed`` marks the
+    trials TPE asked for; a queued trial carries its ``params``. Bump ``STUDY_SCHEMA`` when
+    this changes, so no run resumes a study written in another schema.
+    """
+
+    BASELINE = "baseline"  # the unoptimized program, scored on the whole valset
+    MINIBATCH = "minibatch"  # a search trial on a seeded minibatch
+    FULL = "full"  # a whole-valset evaluation
+    QUEUED_FULL = "full-queued"  # a full evaluation queued for whichever process is free; FULL once run
 
 
-ALL_KINDS = with_pruned("baseline", "minibatch", "full")
+STUDY_SCHEMA = 2
+EVALUATED = (TrialKind.BASELINE, TrialKind.MINIBATCH, TrialKind.FULL)
+WHOLE_VALSET = (TrialKind.BASELINE, TrialKind.FULL)
 
 
 @dataclass(frozen=True)
@@ -48,18 +65,25 @@ class TrialLog:
     """One evaluation in the search: a minibatch trial, a full eval, or the baseline."""
 
     number: int
-    kind: str  # "baseline", "minibatch" or "full", with "-pruned" when racing stopped it early
+    kind: TrialKind
     params: dict[str, int]
     score: float
     num_examples: int
     best_full_score: float
     lm_calls: int
     elapsed: float
+    pruned: bool = False  # racing stopped it before its last example
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def label(self) -> str:
+        """``minibatch``, or ``minibatch-pruned`` when racing stopped the evaluation early."""
+        return f"{self.kind.value}-pruned" if self.pruned else self.kind.value
+
+    def to_dict(self) -> dict[str, object]:
         return {
             "number": self.number,
-            "kind": self.kind,
+            "kind": self.kind.value,
+            "pruned": self.pruned,
             "params": dict(self.params),
             "score": self.score,
             "num_examples": self.num_examples,
@@ -67,6 +91,12 @@ class TrialLog:
             "lm_calls": self.lm_calls,
             "elapsed": round(self.elapsed, 3),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> TrialLog:
+        from .. import plain
+
+        return plain.load(cls, data)
 
 
 @dataclass
@@ -251,7 +281,7 @@ class BayesianSearch:
     _pool: ThreadPoolExecutor | None = None
     _started: float = field(default_factory=time.monotonic)
 
-    def run(self, study: Any = None) -> SearchOutcome:
+    def run(self, study: Study | None = None) -> SearchOutcome:
         study = study if study is not None else create_study(self.settings)
         stopped = False
         try:
@@ -270,25 +300,25 @@ class BayesianSearch:
                 self._pool = None
         return self.outcome(study, stopped)
 
-    def outcome(self, study: Any, stopped: bool = False) -> SearchOutcome:
+    def outcome(self, study: Study, stopped: bool = False) -> SearchOutcome:
         """The result so far, read from the study (the best full score wins; ties go to the earliest)."""
-        full = _scores_by_kind(study, self.space, ("baseline", "full"))
+        full = _scores_by_kind(study, self.space, WHOLE_VALSET, pruned=False)
         baseline = self.space.baseline()
         full_scores = {combo: scores[-1] for combo, scores in full.items()}
         best_combo = max(full_scores, key=lambda c: (full_scores[c], c == baseline)) if full_scores else baseline
         # A baseline stopped by racing keeps its score on the examples it saw.
-        pruned_baseline = _scores_by_kind(study, self.space, ("baseline" + PRUNED,)).get(baseline, [float("nan")])
+        pruned_baseline = _scores_by_kind(study, self.space, (TrialKind.BASELINE,), pruned=True).get(baseline, [float("nan")])
         return SearchOutcome(
             best_combo=best_combo,
             best_score=full_scores.get(best_combo, float("nan")),
             baseline_score=full_scores.get(baseline, pruned_baseline[-1]),
             full_scores=full_scores,
-            minibatch_scores=_scores_by_kind(study, self.space, ("minibatch",)),
+            minibatch_scores=_scores_by_kind(study, self.space, (TrialKind.MINIBATCH,), pruned=False),
             trial_logs=trial_logs_from_study(study, self.space),
             stopped_by_budget=stopped,
         )
 
-    def ensure_baseline(self, study: Any) -> bool:
+    def ensure_baseline(self, study: Study) -> bool:
         """Queue the unoptimized program's full evaluation once per study; True if this queued it.
 
         dspy.MIPROv2 scores it first. Scored last, it races against the best program
@@ -299,12 +329,12 @@ class BayesianSearch:
 
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         trials = study.get_trials(deepcopy=False, states=alive)
-        if any(str(t.user_attrs.get("kind", "")).startswith("baseline") for t in trials):
+        if any(_kind(t) is TrialKind.BASELINE for t in trials):
             return False
-        study.enqueue_trial(self.space.params_from_combo(self.space.baseline()), user_attrs={"kind": "baseline"})
+        _enqueue(study, self.space.params_from_combo(self.space.baseline()), TrialKind.BASELINE)
         return True
 
-    def _claim_trial(self, study: Any) -> bool:
+    def _claim_trial(self, study: Study) -> bool:
         """Run the next trial if the study still needs one; False once it holds ``num_trials``."""
         import optuna
 
@@ -313,15 +343,15 @@ class BayesianSearch:
         trial = study.ask(self.space.distributions())
         trial.set_user_attr("run_id", self.settings.run_id)
         trial.set_user_attr("worker", self.settings.worker)
-        queued = trial.user_attrs.get("kind")
-        if queued == "baseline":
-            self._evaluate_trial(study, trial, self.space.baseline(), self._full_order(), "baseline")
+        queued = _kind(trial)
+        if queued is TrialKind.BASELINE:
+            self._evaluate_trial(study, trial, self.space.baseline(), self._full_order(), TrialKind.BASELINE)
             return True
-        if queued == QUEUED_FULL:
-            self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), self._full_order(), "full")
+        if queued is TrialKind.QUEUED_FULL:
+            self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), self._full_order(), TrialKind.FULL)
             return True
-        kind = "minibatch" if self.settings.minibatch else "full"
-        trial.set_user_attr("kind", kind)
+        kind = TrialKind.MINIBATCH if self.settings.minibatch else TrialKind.FULL
+        trial.set_user_attr("kind", kind.value)
         trial.set_user_attr("claimed", True)
         if self._over_budget(study, trial.number):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -330,7 +360,7 @@ class BayesianSearch:
         self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind, search_trial=True)
         return True
 
-    def _others_still_working(self, study: Any) -> bool:
+    def _others_still_working(self, study: Study) -> bool:
         """Wait while another process has a trial in flight; False once none has.
 
         A process that returned as soon as it could claim nothing would read the outcome
@@ -349,12 +379,12 @@ class BayesianSearch:
         if not running:
             return False
         # Full evaluations first: every process waits for them.
-        running.sort(key=lambda t: t.user_attrs.get("kind") != QUEUED_FULL)
+        running.sort(key=lambda t: _kind(t) is not TrialKind.QUEUED_FULL)
         if not any(self._prefetch(study, trial) for trial in running):
             time.sleep(self.settings.poll_interval)
         return True
 
-    def _prefetch(self, study: Any, trial: Any) -> bool:
+    def _prefetch(self, study: Study, trial: FrozenTrial) -> bool:
         """Score another process's running evaluation from the other end of its examples.
 
         The replies land in the shared response cache, where that process finds them when it
@@ -382,7 +412,7 @@ class BayesianSearch:
         )
         return True
 
-    def _examples_of(self, trial: Any) -> list[Example] | None:
+    def _examples_of(self, trial: FrozenTrial) -> list[Example] | None:
         """What another process's running trial evaluates, if it is worth helping with.
 
         None for the baseline, and for a minibatch trial whose owner has fewer than
@@ -391,10 +421,10 @@ class BayesianSearch:
         wasted. With one call at a time, a minibatch is dozens of rounds and worth sharing;
         with many threads, a few, which helpers would mostly overshoot.
         """
-        kind = trial.user_attrs.get("kind")
-        if kind in (QUEUED_FULL, "full"):
+        kind = _kind(trial)
+        if kind in (TrialKind.QUEUED_FULL, TrialKind.FULL):
             return self._full_order()
-        if kind == "minibatch":
+        if kind is TrialKind.MINIBATCH:
             batch = self._batch(trial.number)
             scored = max(trial.intermediate_values, default=0)
             rounds_left = (len(batch) - scored) / max(1, self.evaluate.num_threads)
@@ -402,7 +432,7 @@ class BayesianSearch:
         return None
 
     def _evaluate_trial(
-        self, study: Any, trial: Any, combo: Combo, examples: list[Example], kind: str, search_trial: bool = False
+        self, study: Study, trial: Trial, combo: Combo, examples: list[Example], kind: TrialKind, search_trial: bool = False
     ) -> None:
         """Race ``combo`` on ``examples`` and tell the study what it scored on what it saw."""
         import optuna
@@ -413,12 +443,12 @@ class BayesianSearch:
                 study,
                 combo,
                 examples,
-                against_full_only=kind != "minibatch",
-                keep_ties=kind == "baseline",
+                against_full_only=kind is not TrialKind.MINIBATCH,
+                keep_ties=kind is TrialKind.BASELINE,
                 on_progress=trial.report if self.settings.shared else None,
             )
-            kind += PRUNED if pruned else ""
-            trial.set_user_attr("kind", kind)
+            trial.set_user_attr("kind", kind.value)
+            trial.set_user_attr("pruned", pruned)
             for key, value in self._stats(result).items():
                 trial.set_user_attr(key, value)
             if search_trial:
@@ -428,9 +458,9 @@ class BayesianSearch:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         study.tell(trial, result.score)
-        self._log(kind, combo, result, study)
+        self._log(kind, pruned, combo, result, study)
 
-    def _over_budget(self, study: Any, number: int) -> bool:
+    def _over_budget(self, study: Study, number: int) -> bool:
         """Another process may have claimed the last trial between our count and our ask."""
         earlier = [t for t in _claimed_trials(study) if t.number < number]
         return len(earlier) >= self.settings.num_trials
@@ -454,7 +484,7 @@ class BayesianSearch:
             self._shuffled_valset = rng.sample(list(self.valset), len(self.valset))
         return list(self._shuffled_valset)
 
-    def _queue_after_trial(self, study: Any, combo: Combo, score: float | None) -> None:
+    def _queue_after_trial(self, study: Study, combo: Combo, score: float | None) -> None:
         """Queue the full eval when one is due, and the baseline after the last trial."""
         finished = len(_finished_search_trials(study)) + 1  # this trial, not yet told
         last = finished >= self.settings.num_trials
@@ -463,25 +493,25 @@ class BayesianSearch:
         if last:
             self.ensure_baseline(study)
 
-    def _queue_full_eval(self, study: Any, combo: Combo, score: float | None) -> None:
+    def _queue_full_eval(self, study: Study, combo: Combo, score: float | None) -> None:
         """Queue a full eval of the best-averaging combination not fully evaluated or queued yet.
 
         The average is over its completed minibatch trials, this one included unless it was
         pruned (racing judged it worse than the best already); any process may run the eval.
         """
-        scores = _scores_by_kind(study, self.space, ("minibatch",))
+        scores = _scores_by_kind(study, self.space, (TrialKind.MINIBATCH,), pruned=False)
         if score is not None:
             scores.setdefault(combo, []).append(score)
-        done = set(_scores_by_kind(study, self.space, with_pruned("baseline", "full"))) | _queued_full(study, self.space)
+        done = set(_scores_by_kind(study, self.space, WHOLE_VALSET)) | _queued_full(study, self.space)
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
         best = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
-        study.enqueue_trial(self.space.params_from_combo(best), user_attrs={"kind": QUEUED_FULL})
+        _enqueue(study, self.space.params_from_combo(best), TrialKind.QUEUED_FULL)
 
     def _race(
         self,
-        study: Any,
+        study: Study,
         combo: Combo,
         examples: Sequence[Example],
         against_full_only: bool,
@@ -534,7 +564,7 @@ class BayesianSearch:
             results.close()
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
-    def _scored_elsewhere(self, study: Any, combo: Combo) -> set[str]:
+    def _scored_elsewhere(self, study: Study, combo: Combo) -> set[str]:
         """Examples ``combo`` was scored on by the study's finished evaluations of it.
 
         Whichever process ran them (another one, or this run before it was interrupted),
@@ -543,10 +573,10 @@ class BayesianSearch:
         the end count; one stopped early scored a prefix that cannot be reconstructed.
         """
         uids: set[str] = set()
-        for trial in _trials_of_kind(study, ("minibatch", "full", "baseline")):
+        for trial in _trials_of_kind(study, EVALUATED, pruned=False):
             if self.space.combo_from_params(trial.params) != combo:
                 continue
-            examples = self._batch(trial.number) if trial.user_attrs["kind"] == "minibatch" else self.valset
+            examples = self._batch(trial.number) if _kind(trial) is TrialKind.MINIBATCH else self.valset
             uids.update(ex.uid for ex in examples)
         return uids
 
@@ -583,7 +613,7 @@ class BayesianSearch:
         mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
         return self._valset_bounds(mean, len(known))[1]
 
-    def _race_reference(self, study: Any, combo: Combo, full_only: bool) -> float:
+    def _race_reference(self, study: Study, combo: Combo, full_only: bool) -> float:
         """What another combination surely scores on the valset: the best lower bound in the study.
 
         A full eval gives an exact score; any other evaluation a lower bound from its
@@ -592,12 +622,12 @@ class BayesianSearch:
         """
         partial_counts = not full_only and self.settings.race_confidence is not None
         best = float("-inf")
-        for trial in _trials_of_kind(study, ALL_KINDS):
+        for trial in _trials_of_kind(study, EVALUATED):
             if self.space.combo_from_params(trial.params) == combo:
                 continue
             n = int(trial.user_attrs.get("n", 0))
             if n >= len(self.valset) or partial_counts:
-                best = max(best, self._valset_bounds(float(trial.value), n)[0])
+                best = max(best, self._valset_bounds(_value(trial), n)[0])
         if partial_counts and self.settings.shared:
             for score, n in _progress_of_running(study, self.space, combo):
                 best = max(best, self._valset_bounds(score, n)[0])
@@ -607,11 +637,12 @@ class BayesianSearch:
         """Kept on each trial so any process can rebuild the full trial log from the study."""
         return {"n": result.n, "lm_calls": self.count_calls(), "elapsed": round(time.monotonic() - self._started, 3)}
 
-    def _log(self, kind: str, combo: Combo, result: EvaluationResult, study: Any) -> None:
-        full = [t.value for t in _trials_of_kind(study, ("baseline", "full"))]
+    def _log(self, kind: TrialKind, pruned: bool, combo: Combo, result: EvaluationResult, study: Study) -> None:
+        full = [_value(t) for t in _trials_of_kind(study, WHOLE_VALSET, pruned=False)]
         entry = TrialLog(
             number=len(self.trial_logs),
             kind=kind,
+            pruned=pruned,
             params=self.space.params_from_combo(combo),
             score=result.score,
             num_examples=result.n,
@@ -621,14 +652,14 @@ class BayesianSearch:
         )
         self.trial_logs.append(entry)
         log.info(
-            "trial %d (%s): score %.3f on %d examples, best full %.3f",
-            entry.number, kind, entry.score, entry.num_examples, entry.best_full_score,
+            "trial %d (%s%s): score %.3f on %d examples, best full %.3f",
+            entry.number, kind.value, " pruned" if pruned else "", entry.score, entry.num_examples, entry.best_full_score,
         )
         if self.on_trial is not None:
             self.on_trial(entry)
 
 
-def create_study(settings: SearchSettings, storage: Any = None, study_name: str | None = None) -> Any:
+def create_study(settings: SearchSettings, storage: Any = None, study_name: str | None = None) -> Study:
     """A maximizing study with a seeded multivariate TPE sampler; loads an existing one by name."""
     import optuna
 
@@ -644,22 +675,23 @@ def create_study(settings: SearchSettings, storage: Any = None, study_name: str 
     )
 
 
-def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
+def trial_logs_from_study(study: Study, space: SearchSpace) -> list[TrialLog]:
     """Every finished evaluation in the study, in order, with the best full score so far."""
     logs: list[TrialLog] = []
     best = float("-inf")
-    for trial in _trials_of_kind(study, ALL_KINDS):
-        kind = trial.user_attrs["kind"]
-        if kind in ("baseline", "full"):
-            best = max(best, float(trial.value))
+    for trial in _trials_of_kind(study, EVALUATED):
+        kind, pruned, score = _kind(trial) or TrialKind.FULL, bool(trial.user_attrs.get("pruned")), _value(trial)
+        if kind in WHOLE_VALSET and not pruned:
+            best = max(best, score)
         logs.append(
             TrialLog(
                 number=len(logs),
                 kind=kind,
+                pruned=pruned,
                 params=space.params_from_combo(space.combo_from_params(trial.params)),
-                score=float(trial.value),
+                score=score,
                 num_examples=int(trial.user_attrs.get("n", 0)),
-                best_full_score=best if best > float("-inf") else float(trial.value),
+                best_full_score=best if best > float("-inf") else score,
                 lm_calls=int(trial.user_attrs.get("lm_calls", 0)),
                 elapsed=float(trial.user_attrs.get("elapsed", 0.0)),
             )
@@ -667,7 +699,7 @@ def trial_logs_from_study(study: Any, space: SearchSpace) -> list[TrialLog]:
     return logs
 
 
-def _claimed_trials(study: Any) -> list[Any]:
+def _claimed_trials(study: Study) -> list[Any]:
     """Search trials (not the baseline, not added full evals) finished or in progress.
 
     A trial another process has just asked for carries no attributes yet; it counts too,
@@ -710,13 +742,13 @@ def prefetch_valset(
         evaluate(program, chunk)
 
 
-def _still_running(study: Any, number: int) -> bool:
+def _still_running(study: Study, number: int) -> bool:
     from optuna.trial import TrialState
 
     return any(t.number == number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
-def _progress_of_running(study: Any, space: SearchSpace, combo: Combo) -> list[tuple[float, int]]:
+def _progress_of_running(study: Study, space: SearchSpace, combo: Combo) -> list[tuple[float, int]]:
     """(mean so far, examples scored) of the running evaluations of other combinations."""
     from optuna.trial import TrialState
 
@@ -728,42 +760,66 @@ def _progress_of_running(study: Any, space: SearchSpace, combo: Combo) -> list[t
     return progress
 
 
-def _queued_full(study: Any, space: SearchSpace) -> set[Combo]:
+def _queued_full(study: Study, space: SearchSpace) -> set[Combo]:
     """Combinations whose full evaluation is queued or running."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-    return {space.combo_from_params(_trial_params(t)) for t in trials if t.user_attrs.get("kind") == QUEUED_FULL}
+    return {space.combo_from_params(_trial_params(t)) for t in trials if _kind(t) is TrialKind.QUEUED_FULL}
 
 
-def _trial_params(trial: Any) -> dict[str, Any]:
-    """A trial's parameters, also for a queued trial another process has taken but not yet
-    started: its parameters stay in ``fixed_params`` until that process suggests them."""
-    return trial.params or trial.system_attrs.get("fixed_params", {})
+def _enqueue(study: Study, params: dict[str, int], kind: TrialKind) -> None:
+    """Queue a trial of ``kind`` for ``params``; the parameters are kept as a user attribute
+    too, since Optuna shows a queued trial's parameters only once a process suggests them."""
+    study.enqueue_trial(params, user_attrs={"kind": kind.value, "params": dict(params)})
 
 
-def _finished_search_trials(study: Any) -> list[Any]:
+def _value(trial: FrozenTrial) -> float:
+    """A finished trial's score (every COMPLETE trial has one)."""
+    if trial.value is None:
+        raise ValueError(f"trial {trial.number} is complete but has no value")
+    return float(trial.value)
+
+
+def _kind(trial: FrozenTrial | Trial) -> TrialKind | None:
+    """A trial's kind; None for one just asked for, not yet labelled."""
+    value = trial.user_attrs.get("kind")
+    return TrialKind(value) if value is not None else None
+
+
+def _trial_params(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters, also for a queued trial another process has taken but not yet started."""
+    return dict(trial.params) or dict(trial.user_attrs.get("params", {}))
+
+
+def _finished_search_trials(study: Study) -> list[Any]:
     """Completed trials TPE asked for (not the baseline, not the full evals queued between them)."""
     from optuna.trial import TrialState
 
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("claimed")]
 
 
-def _waiting_trials(study: Any) -> list[Any]:
+def _waiting_trials(study: Study) -> list[Any]:
     from optuna.trial import TrialState
 
     return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
 
-def _trials_of_kind(study: Any, kinds: tuple[str, ...]) -> list[Any]:
-    """Finished trials of the given kinds."""
+def _trials_of_kind(study: Study, kinds: tuple[TrialKind, ...], pruned: bool | None = None) -> list[FrozenTrial]:
+    """Finished trials of the given kinds; only pruned ones, or only complete ones, unless ``pruned`` is None."""
     from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("kind") in kinds]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if _kind(t) in kinds and (pruned is None or bool(t.user_attrs.get("pruned")) == pruned)
+    ]
 
 
-def _scores_by_kind(study: Any, space: SearchSpace, kinds: tuple[str, ...]) -> dict[Combo, list[float]]:
+def _scores_by_kind(
+    study: Study, space: SearchSpace, kinds: tuple[TrialKind, ...], pruned: bool | None = None
+) -> dict[Combo, list[float]]:
     scores: dict[Combo, list[float]] = {}
-    for trial in _trials_of_kind(study, kinds):
-        scores.setdefault(space.combo_from_params(trial.params), []).append(float(trial.value))
+    for trial in _trials_of_kind(study, kinds, pruned):
+        scores.setdefault(space.combo_from_params(trial.params), []).append(_value(trial))
     return scores

@@ -104,7 +104,7 @@ def gemma() -> LM:
 def test_the_local_model_answers_through_litellm(gemma: LM) -> None:
     prompt = [{"role": "user", "content": "Question: What is the capital of France?\nAnswer:"}]
     assert "paris" in gemma(prompt).lower()
-    assert gemma.usage.calls == 1 and gemma.usage.prompt_tokens > 0 and gemma.usage.completion_tokens > 0
+    assert gemma.usage.snapshot().calls == 1 and gemma.usage.snapshot().prompt_tokens > 0 and gemma.usage.snapshot().completion_tokens > 0
 
 
 @pytest.mark.local_model
@@ -116,7 +116,7 @@ def test_same_seed_same_text_and_other_seeds_differ(gemma: LM) -> None:
     others = {sampler(prompt, seed=s) for s in (8, 9, 10)}
     assert first == again
     assert others - {first}, "three other seeds all reproduced seed 7's text: the seed is not reaching the sampler"
-    assert sampler.usage.cache_hits == 0  # cache off: the second seed-7 text was generated again
+    assert sampler.usage.snapshot().cache_hits == 0  # cache off: the second seed-7 text was generated again
 
 
 @pytest.mark.local_model

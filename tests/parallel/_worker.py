@@ -65,7 +65,7 @@ def main(cfg: dict) -> None:
         "score": program.score,
         "own_minibatch_trials": sum(kind.startswith("minibatch") for kind in own_trials),
         "task_calls": counter.calls,
-        "logged_minibatch_trials": sum(t["kind"].startswith("minibatch") for t in program.trial_logs),
+        "logged_minibatch_trials": sum(t["kind"] == "minibatch" for t in program.trial_logs),
     }
     print(json.dumps(result))
 

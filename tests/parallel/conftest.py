@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-
 WORKER = Path(__file__).with_name("_worker.py")
 
 

@@ -15,7 +15,7 @@ NUM_TRIALS = 9
 def _minibatch_trials(storage: object) -> list[optuna.trial.FrozenTrial]:
     study = optuna.load_study(study_name="mipro", storage=storage)
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    return [t for t in done if str(t.user_attrs.get("kind", "")).startswith("minibatch")]
+    return [t for t in done if t.user_attrs.get("kind") == "minibatch"]
 
 
 def _journal(directory: Path) -> object:

@@ -12,6 +12,7 @@ temperature > 0 gets the sample id as its seed).
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,12 @@ def project(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
     _heavy_imports: None,
-) -> Project:
-    """A project with the fake-model conftest and ini, and one food-labelling target."""
+) -> Iterator[Project]:
+    """A project with the fake-model conftest and ini, and one food-labelling target.
+
+    Every JSON report a test makes the project write is checked against the report's
+    JSON Schema when the test ends.
+    """
     log = tmp_path_factory.mktemp("lm-log") / "calls.log"
     monkeypatch.setenv("FAKE_LM_LOG", str(log))
     monkeypatch.delenv("FAKE_WRONG", raising=False)
@@ -172,7 +177,23 @@ def project(
     pytester.makeini(INNER_INI)
     created = Project(pytester, log)
     created.write_test()
-    return created
+    yield created
+    for report in created.path.rglob("*.json"):
+        validate_report(report)
+
+
+def validate_report(path: Path) -> None:
+    """Fail unless ``path`` (when it is a pytest-mipro report) matches the report's JSON Schema."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not (isinstance(data, dict) and "targets" in data and "mode" in data):
+        return  # not a report (a study's or a test's own file)
+    schema = json.loads(files("pytest_mipro").joinpath("schema/report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(data, schema)
 
 
 @pytest.fixture

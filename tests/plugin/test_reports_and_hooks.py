@@ -10,16 +10,27 @@ HOOKS = '''
 
 def pytest_mipro_trial_finished(target_name, trial):
     with open("trials.log", "a") as handle:
-        handle.write(f"{target_name} {trial.trial.kind} {trial.number}/{trial.total}\\n")
+        handle.write(f"{target_name} {trial.trial.kind.value} {trial.number}/{trial.total}\\n")
 
 
 def pytest_mipro_lock_entry(target_name, entry):
-    entry.extra["reviewed_by"] = "hook"
+    return {"reviewed_by": "hook", "score_seen": entry.score}
+
+
+def pytest_mipro_target_finished(target_name, outcome):
+    with open("targets.log", "a") as handle:
+        handle.write(f"{target_name} {outcome.mode.value} {outcome.outcome.value} {outcome.verdict}\\n")
+'''
+
+DEPRECATED_HOOKS = '''
+
+def pytest_mipro_lock_entry(target_name, entry):
+    entry.extra["reviewed_by"] = "old hook"
 
 
 def pytest_mipro_target_finished(target_name, record):
-    with open("targets.log", "a") as handle:
-        handle.write(f"{target_name} {record['mode']} {record['outcome']}\\n")
+    with open("records.log", "a") as handle:
+        handle.write(f"{target_name} {record['mode']} {record['outcome']} {record['score']} {record['calls']}\\n")
 '''
 
 
@@ -28,14 +39,14 @@ def test_json_report_has_per_example_results_and_trials(project: Project) -> Non
 
     data = json.loads((project.path / "report.json").read_text())
 
-    assert data["mode"] == "optimize" and data["version"] == 1
+    assert data["mode"] == "optimize" and data["version"] == 2
     (record,) = data["targets"]
     assert record["target"] == "food" and record["nodeid"] == "test_food.py::test_food" and record["outcome"] == "passed"
-    assert record["score"] == 1.0 and record["baseline_score"] == 0.0 and record["n"] == 9
-    kinds = [t["kind"].removesuffix("-pruned") for t in record["trials"]]  # racing may stop any early
+    assert record["score"] == 1.0 and record["baseline_score"] == 0.0 and record["evaluation"]["n"] == 9
+    kinds = [t["kind"] for t in record["trials"]]  # racing may stop any early: that is the `pruned` flag
     assert kinds == ["full", "full", "full", "baseline"]
-    example = record["examples"][0]
-    assert set(example) == {"id", "score", "inputs", "expected", "prediction", "error"}
+    example = record["evaluation"]["examples"][0]
+    assert set(example) == {"id", "score", "inputs", "expected", "prediction", "error", "parse_error"}
     assert example["inputs"]["item"] and example["prediction"]["kind"] == example["expected"]["kind"]
 
 
@@ -66,8 +77,20 @@ def test_hooks_see_trials_add_lock_fields_and_see_outcomes(project: Project) -> 
     project.run().assert_outcomes(passed=1)
 
     trials = (project.path / "trials.log").read_text().splitlines()
-    assert [line.replace("-pruned", "") for line in trials] == [
-        "food full 1/3", "food full 2/3", "food full 3/3", "food baseline 3/3"
-    ]
-    assert project.lock()["targets"]["food"]["extra"] == {"reviewed_by": "hook"}
-    assert (project.path / "targets.log").read_text().splitlines() == ["food optimize passed", "food gate passed"]
+    assert trials == ["food full 1/3", "food full 2/3", "food full 3/3", "food baseline 3/3"]
+    assert project.lock()["targets"]["food"]["extra"] == {"reviewed_by": "hook", "score_seen": 1.0}
+    assert (project.path / "targets.log").read_text().splitlines() == ["food optimize passed PASS", "food gate passed PASS"]
+
+
+def test_deprecated_hook_forms_still_work_for_one_release(project: Project) -> None:
+    conftest = project.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + DEPRECATED_HOOKS)
+
+    result = project.run("--mipro-optimize", "-W", "always::DeprecationWarning")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*DeprecationWarning: pytest_mipro_lock_entry: filling entry.extra is deprecated*"])
+    project.run().assert_outcomes(passed=1)
+
+    assert project.lock()["targets"]["food"]["extra"] == {"reviewed_by": "old hook"}
+    optimize, gate = (project.path / "records.log").read_text().splitlines()
+    assert optimize.startswith("food optimize passed 1.0 ") and gate == "food gate passed 1.0 0"

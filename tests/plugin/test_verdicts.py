@@ -102,11 +102,12 @@ def test_the_report_records_verdict_bounds_and_regression(optimized: Project) ->
     optimized.run("--mipro-report", "gate.json").assert_outcomes(passed=1, warnings=1)
 
     (record,) = json.loads((optimized.path / "gate.json").read_text())["targets"]
-    assert record["verdict"] == "INCONCLUSIVE" and record["outcome"] == "passed"
-    assert (record["lower"], record["upper"], record["needed_n"]) == (pytest.approx(0.768866), 1.0, 25)
-    assert record["n"] == record["n_total"] == 9 and record["repeats"] == 1 and "curtailed" not in record
-    assert record["regression"]["method"] == "mcnemar" and record["regression"]["drop"] == 0.0
-    assert record["regression"]["p_value"] == 1.0 and record["regression"]["regressed"] is False
+    judgement = record["judgement"]
+    assert judgement["verdict"] == "INCONCLUSIVE" and record["outcome"] == "passed"
+    assert (judgement["lower"], judgement["upper"], judgement["needed_n"]) == (pytest.approx(0.768866), 1.0, 25)
+    assert judgement["evaluated"] == judgement["total"] == 9 and record["gate"]["repeats"] == 1 and judgement["curtailed"] is False
+    assert judgement["regression"]["method"] == "mcnemar" and judgement["regression"]["drop"] == 0.0
+    assert judgement["regression"]["p_value"] == 1.0 and judgement["regression"]["regressed"] is False
     assert record["message"].startswith("mipro target 'food': INCONCLUSIVE")
 
     optimized.run("--mipro-report", "gate.html").assert_outcomes(passed=1, warnings=1)
@@ -320,7 +321,7 @@ def test_verdicts_and_warnings_reach_the_controller_under_xdist(optimized: Proje
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*MiproWarning: mipro target 'food': INCONCLUSIVE*", "food*gate*1.000*0.900*INCONCLUSIVE*passed"])
     (record,) = json.loads((optimized.path / "gate.json").read_text())["targets"]
-    assert record["verdict"] == "INCONCLUSIVE" and record["regression"]["regressed"] is False
+    assert record["judgement"]["verdict"] == "INCONCLUSIVE" and record["judgement"]["regression"]["regressed"] is False
 
 
 def test_a_split_holdout_target_is_searched_in_one_study_under_xdist(project: Project) -> None:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_mipro.errors import LockfileError
+from pytest_mipro.fingerprint import Fingerprint
 from pytest_mipro.gate import GateJudge, combine, judge, locked_scores
-from pytest_mipro.lockfile import LockEntry, PredictorLock
+from pytest_mipro.lockfile import ExampleScores, LockEntry, PredictorLock
 from pytest_mipro.stats import (
     FAIL,
     INCONCLUSIVE,
@@ -118,15 +119,17 @@ def test_a_clear_failure_settles_early_with_bounds_that_hold() -> None:
 
 
 def test_locked_scores_need_one_score_per_id() -> None:
-    def entry(results: dict[str, list[object]]) -> LockEntry:
-        return LockEntry("t", {"self": PredictorLock("a -> b", "Do it.")}, 1.0, {}, results=results)
+    def entry(results: ExampleScores) -> LockEntry:
+        return LockEntry("t", {"self": PredictorLock("a -> b", "Do it.")}, 1.0, Fingerprint({}), results=results)
 
-    assert locked_scores(entry({"ids": ["a", "b"], "scores": [1.0, 0.5]}), 2) == [1.0, 0.5]
-    assert locked_scores(entry({}), 2) is None
-    assert locked_scores(entry({"scores": [1.0]}), 1) is None
+    assert locked_scores(entry(ExampleScores(("a", "b"), (1.0, 0.5))), 2) == [1.0, 0.5]
+    assert locked_scores(entry(ExampleScores()), 2) is None
+    with pytest.raises(LockfileError, match="one score in \\[0, 1\\] per example id"):
+        locked_scores(entry(ExampleScores(("a", "b"), (1.0, 0.5))), 3)  # the gate has another number of examples
+    # A file's broken results are refused when it is read.
     for broken in ({"ids": ["a", "b"], "scores": [1.0]}, {"ids": ["a"], "scores": ["x"]}, {"ids": ["a"], "scores": [2.0]}):
-        with pytest.raises(LockfileError, match="one score in \\[0, 1\\] per example id"):
-            locked_scores(entry(broken), len(broken["ids"]))
+        with pytest.raises(ValueError, match="one score in \\[0, 1\\] per example id"):
+            ExampleScores.from_dict(broken)
 
 
 def _full(after: list[list[float]], **kwargs: object) -> object:

@@ -7,9 +7,10 @@ import json
 from dataclasses import replace
 
 from pytest_mipro import Predict
+from pytest_mipro.declaration import Target
 from pytest_mipro.fingerprint import examples_part
-from pytest_mipro.holdout import MIN_EXAMPLES_TO_SPLIT, split_holdout
-from pytest_mipro.targets import Target, target_fingerprint
+from pytest_mipro.pipeline import MIN_EXAMPLES_TO_SPLIT, split_holdout
+from pytest_mipro.scoring import target_fingerprint
 
 from ._tasks import exact_match, foods
 

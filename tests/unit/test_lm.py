@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import litellm
@@ -43,7 +44,7 @@ def test_rerun_hits_the_cache_with_no_new_call(fake_model: Any) -> None:
     completion = second.complete(MESSAGES)
     assert completion.text == "Answer: 4" and completion.cached
     assert fake.calls == 1
-    assert second.usage.calls == 0 and second.usage.cache_hits == 1
+    assert second.usage.snapshot().calls == 0 and second.usage.snapshot().cache_hits == 1
 
 
 def test_cache_key_covers_messages_and_params(fake_model: Any) -> None:
@@ -88,7 +89,7 @@ def test_cache_off(fake_model: Any, how: str) -> None:
     else:
         lm(MESSAGES)
         lm(MESSAGES)
-    assert fake.calls == 2 and lm.usage.cache_hits == 0
+    assert fake.calls == 2 and lm.usage.snapshot().cache_hits == 0
 
 
 def test_cache_dir_setting(fake_model: Any, tmp_path: Any) -> None:
@@ -108,17 +109,17 @@ def test_usage_counts_calls_hits_and_tokens(fake_model: Any) -> None:
     lm(MESSAGES)
     lm([{"role": "user", "content": "one two"}])
     usage = lm.usage.snapshot()
-    assert usage["calls"] == 2 and usage["cache_hits"] == 1
+    assert usage.calls == 2 and usage.cache_hits == 1
     # the fake provider counts words: 6 + 2 prompt words, 4 + 4 completion words
-    assert usage["prompt_tokens"] == 8 and usage["completion_tokens"] == 8
-    assert usage["cost"] == 0.0 and usage["errors"] == 0
+    assert usage.prompt_tokens == 8 and usage.completion_tokens == 8
+    assert usage.cost == 0.0 and usage.errors == 0
 
 
 def test_copy_shares_usage(fake_model: Any) -> None:
     lm = fake_model("x").lm()
     hot = lm.copy(temperature=1.0)
     hot(MESSAGES)
-    assert hot.usage is lm.usage and lm.usage.calls == 1
+    assert hot.usage is lm.usage and lm.usage.snapshot().calls == 1
     assert hot.temperature == 1.0 and lm.temperature == 0.0
 
 
@@ -129,7 +130,7 @@ def test_usage_is_thread_safe(fake_model: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert lm.usage.calls == 40
+    assert lm.usage.snapshot().calls == 40
 
 
 def test_transient_errors_are_retried_with_backoff(fake_model: Any, no_sleep: list[int]) -> None:
@@ -144,7 +145,7 @@ def test_transient_errors_are_retried_with_backoff(fake_model: Any, no_sleep: li
     lm = fake.lm(num_retries=3)
     assert lm(MESSAGES) == "Answer: 4"
     assert fake.calls == 3 and no_sleep == [0, 1]
-    assert lm.usage.calls == 1 and lm.usage.errors == 0
+    assert lm.usage.snapshot().calls == 1 and lm.usage.snapshot().errors == 0
 
 
 def test_transient_errors_give_up_after_num_retries(fake_model: Any, no_sleep: list[int]) -> None:
@@ -156,7 +157,7 @@ def test_transient_errors_give_up_after_num_retries(fake_model: Any, no_sleep: l
     with pytest.raises(LMError, match="ServiceUnavailableError"):
         lm(MESSAGES)
     assert fake.calls == 3 and no_sleep == [0, 1]
-    assert lm.usage.errors == 1 and lm.usage.calls == 0
+    assert lm.usage.snapshot().errors == 1 and lm.usage.snapshot().calls == 0
 
 
 @pytest.mark.parametrize(
@@ -331,3 +332,16 @@ def test_a_background_warm_up_loads_litellm_at_low_priority_and_a_call_meanwhile
     if sys.platform.startswith("linux"):
         assert int(thread_nice) == int(process_nice) + 10  # only the loading thread is lowered
     assert providers.strip() == "['fake', 'local']"  # set up once
+
+
+def test_usage_is_a_value_that_adds_and_subtracts() -> None:
+    from pytest_mipro import Usage
+
+    before = Usage(calls=2, cache_hits=1, prompt_tokens=10, completion_tokens=4, cost=0.5)
+    after = before + Usage(calls=1, prompt_tokens=3, errors=1)
+
+    assert after == Usage(3, 1, 13, 4, 0.5, 1) and after.tokens == 17
+    assert after - before == Usage(calls=1, prompt_tokens=3, errors=1)
+    assert Usage.from_dict(after.to_dict()) == after and Usage.from_dict({"calls": 2}) == Usage(calls=2)
+    with pytest.raises(FrozenInstanceError):
+        after.calls = 0  # type: ignore[misc]

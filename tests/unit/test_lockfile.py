@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_mipro import LockfileError, Predict
-from pytest_mipro.lockfile import LockEntry, Lockfile, PredictorLock
+from pytest_mipro.fingerprint import Fingerprint
+from pytest_mipro.lm import Usage
+from pytest_mipro.lockfile import Counts, ExampleScores, LockEntry, Lockfile, PredictorLock
 
 
 def entry(name: str = "triage", instructions: str = "Route the ticket.", **changes: object) -> LockEntry:
@@ -21,15 +23,15 @@ def entry(name: str = "triage", instructions: str = "Route the ticket.", **chang
         name=name,
         predictors={"self": PredictorLock("ticket -> team", instructions, [{"ticket": "card charged twice", "team": "billing"}])},
         score=0.9,
-        fingerprint={"hash": "abc", "parts": {"structure": "1", "instructions": "2"}},
+        fingerprint=Fingerprint({"structure": "1", "instructions": "2"}),
         baseline_score=0.5,
         threshold=0.8,
         n=2,
         task_model="fake/task",
         prompt_model="fake/prompt",
         optimizer={"auto": "light", "seed": 9, "trials": 10},
-        counts={"calls": 12, "cache_hits": 3, "prompt_tokens": 100, "completion_tokens": 10, "cost": 0.0, "seconds": 1.5},
-        results={"ids": ["a1", "b2"], "scores": [1.0, 0.0]},
+        counts=Counts(Usage(calls=12, cache_hits=3, prompt_tokens=100, completion_tokens=10), 1.5),
+        results=ExampleScores(("a1", "b2"), (1.0, 0.0)),
     )
     values.update(changes)
     return LockEntry(**values)  # type: ignore[arg-type]
@@ -139,7 +141,7 @@ def test_merge_keeps_an_entry_that_only_differs_in_counts() -> None:
     old = entry("a")
     lock = Lockfile(Path("p.lock"), {"a": old})
 
-    rerun = lock.merged({"a": entry("a", counts={"calls": 0, "cache_hits": 15})})
+    rerun = lock.merged({"a": entry("a", counts=Counts(Usage(cache_hits=15)))})
     changed = lock.merged({"a": entry("a", score=0.95)})
 
     assert rerun.entries["a"] is old
@@ -149,7 +151,7 @@ def test_merge_keeps_an_entry_that_only_differs_in_counts() -> None:
 def test_a_replayed_run_with_a_new_threshold_keeps_what_finding_the_prompts_cost() -> None:
     old = entry("a")
     lock = Lockfile(Path("p.lock"), {"a": old})
-    replayed = {"calls": 0, "cache_hits": 9, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "seconds": 0.2}
+    replayed = Counts(Usage(cache_hits=9), 0.2)
 
     same_prompts = lock.merged({"a": entry("a", threshold=0.6, counts=replayed)}).entries["a"]
     new_prompts = lock.merged({"a": entry("a", "Other words.", counts=replayed)}).entries["a"]

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_mipro import ChainOfThought, Example, MIPROv2, Module, Predict, Prediction, configure
 from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
+from pytest_mipro.optimizer.search import TrialKind
 
 from ._tasks import RULE, WORDS, InFlight, asked_for, exact_match, fields_of, foods, partly_right, prompt_answer, task_answer
 
@@ -238,7 +239,7 @@ def test_same_seed_and_warm_cache_repeat_the_run_with_no_calls(task: Any, prompt
     second_program, second = run()
     assert (task.calls, prompt.calls) == calls
     assert second.total_calls == 0 and second.prompt_model_total_calls == 0
-    assert second.task_usage["cache_hits"] > 0
+    assert second.task_usage.cache_hits > 0
     assert second_program.dump_state() == first_program.dump_state()
     assert (second.score, second.params, second.instruction_candidates) == (first.score, first.params, first.instruction_candidates)
     assert [(t.kind, t.params, t.score) for t in second.trial_logs] == [(t.kind, t.params, t.score) for t in first.trial_logs]
@@ -314,11 +315,11 @@ def test_budget_stops_cleanly_with_the_best_so_far(task: Any, prompt: Any) -> No
     assert result is not None
     assert result.stopped_by_budget
     assert task.calls + prompt.calls == result.total_calls <= 36
-    searched = [t for t in result.trial_logs if not t.kind.startswith("baseline")]
+    searched = [t for t in result.trial_logs if t.kind is not TrialKind.BASELINE]
     assert 0 < len(searched) < result.num_trials
-    full = [t.score for t in result.trial_logs if t.kind in ("baseline", "full")]
+    full = [t.score for t in result.trial_logs if t.kind in (TrialKind.BASELINE, TrialKind.FULL) and not t.pruned]
     assert program.score == max(full)
-    assert program.dump_state() == result.candidate_programs[0]["program"].dump_state()
+    assert program.dump_state() == result.candidates[0].program.dump_state()
 
 
 def test_budget_spent_before_any_program_was_scored_returns_the_student(task: Any, prompt: Any) -> None:
@@ -336,8 +337,8 @@ def test_result_attributes_and_score_ranges(task: Any, prompt: Any) -> None:
     result = opt.last_result
     assert result is not None
     kinds = [t["kind"] for t in program.trial_logs]
-    assert kinds[-1].startswith("baseline") and sum(k.startswith("minibatch") for k in kinds) == 6
-    assert any(k.startswith("full") for k in kinds)
+    assert kinds[-1] == "baseline" and kinds.count("minibatch") == 6
+    assert "full" in kinds
     assert all(0.0 <= t["score"] <= 1.0 for t in program.trial_logs)
     scores = [c["score"] for c in program.candidate_programs]
     assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
@@ -404,7 +405,7 @@ def test_threads_do_not_change_the_result(fake_model: Any, prompt: Any, answer: 
         with configure(cache=False):
             opt.compile(student(), trainset=foods(6))
         assert opt.last_result is not None
-        return [(t.kind, t.params, t.score, t.num_examples) for t in opt.last_result.trial_logs]
+        return [(t.label, t.params, t.score, t.num_examples) for t in opt.last_result.trial_logs]
 
     serial = run(1)
     assert run(4) == serial
@@ -419,7 +420,7 @@ def test_no_prompt_is_paid_for_twice_in_a_run(task: Any, prompt: Any) -> None:
             student(), trainset=foods(2), valset=foods(4)[12:], num_trials=12, minibatch_size=6, minibatch_full_eval_steps=3
         )
     result = opt.last_result
-    assert result is not None and "full" in [t.kind for t in result.trial_logs]
+    assert result is not None and "full" in [t.label for t in result.trial_logs]
     for fake in (task, prompt):
         keys = [(tuple(m["content"] for m in messages), params.get("seed")) for messages, params in fake.requests]
         assert len(keys) == len(set(keys))

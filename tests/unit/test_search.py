@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
-from pytest_mipro.optimizer.evaluate import TooManyErrors
-from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
+from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, TrialKind, create_study
 
 from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, partly_right, task_answer
 
@@ -43,8 +42,14 @@ def search(task: Any, **settings: Any) -> BayesianSearch:
     )
 
 
-def trials(study: Any, kind: str) -> list[Any]:
-    return [t for t in study.trials if t.user_attrs.get("kind") == kind and t.value is not None]
+def trials(study: Any, label: str) -> list[Any]:
+    """Finished trials by label: a kind, with ``-pruned`` for the ones racing stopped."""
+    return [t for t in study.trials if t.value is not None and label_of(t) == label]
+
+
+def label_of(trial: Any) -> str:
+    kind = trial.user_attrs.get("kind", "")
+    return f"{kind}-pruned" if trial.user_attrs.get("pruned") else kind
 
 
 def prompt_key(messages: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -56,12 +61,12 @@ def test_baseline_is_scored_last_and_stops_once_it_cannot_win(fake_model: Any) -
     study = create_study(runner.settings)
     outcome = runner.run(study)
     last = max(study.trials, key=lambda t: t.number)
-    assert last.user_attrs["kind"] == "baseline-pruned"
+    assert label_of(last) == "baseline-pruned"
     assert last.params == {"0_predictor_instruction": 0, "0_predictor_demos": 0}
     assert 0 < last.user_attrs["n"] < 12 and last.value == 0.0  # wrong every time: a few examples tell
     assert outcome.baseline_score == 0.0 and outcome.best_score == 1.0
-    assert [t.kind for t in outcome.trial_logs].count("baseline-pruned") == 1
-    assert outcome.trial_logs[-1].kind == "baseline-pruned"
+    assert [t.label for t in outcome.trial_logs].count("baseline-pruned") == 1
+    assert outcome.trial_logs[-1].label == "baseline-pruned"
 
 
 def test_a_baseline_as_good_as_the_best_is_scored_in_full_and_kept(fake_model: Any) -> None:
@@ -69,7 +74,7 @@ def test_a_baseline_as_good_as_the_best_is_scored_in_full_and_kept(fake_model: A
     good = SearchSpace(program, {"self": [INSTRUCTIONS[1], INSTRUCTIONS[2]]}, {"self": demo_sets()})
     runner = search(fake_model(task_answer), space=good)
     outcome = runner.run()
-    assert outcome.trial_logs[-1].kind == "baseline" and outcome.trial_logs[-1].num_examples == 12
+    assert outcome.trial_logs[-1].label == "baseline" and outcome.trial_logs[-1].num_examples == 12
     assert outcome.best_combo == good.baseline() and outcome.best_score == outcome.baseline_score == 1.0
 
 
@@ -130,7 +135,7 @@ def test_without_race_confidence_only_certain_losers_are_stopped(fake_model: Any
     study = create_study(runner.settings)
     outcome = runner.run(study)
     checker = Evaluate(devset=runner.valset, metric=exact_match)
-    stopped = [t for t in study.trials if str(t.user_attrs.get("kind", "")).endswith("-pruned")]
+    stopped = [t for t in study.trials if t.user_attrs.get("pruned")]
     assert stopped
     for trial in stopped:
         # Even a perfect score on the examples it skipped would not have beaten the best.
@@ -167,7 +172,7 @@ def test_full_eval_picks_the_best_average_combination_not_yet_evaluated(fake_mod
     evaluated: list[dict[str, int]] = []
     means: dict[tuple[int, ...], list[float]] = {}
     for trial in ordered:
-        kind = trial.user_attrs.get("kind")
+        kind = label_of(trial)
         key = tuple(sorted(trial.params.items()))
         if kind == "minibatch":
             means.setdefault(key, []).append(trial.value)  # type: ignore[arg-type]
@@ -204,7 +209,7 @@ def test_without_minibatches_every_trial_is_a_full_eval(fake_model: Any) -> None
     assert len(trials(study, "full") + trials(study, "full-pruned")) == 6 and not trials(study, "minibatch")
     assert all(t.user_attrs["n"] == 12 for t in trials(study, "full"))
     assert outcome.best_score == 1.0
-    kinds = [t.kind for t in outcome.trial_logs]
+    kinds = [t.label for t in outcome.trial_logs]
     assert {k.removesuffix("-pruned") for k in kinds[:-1]} == {"full"} and len(kinds) == 7
     assert kinds[-1].startswith("baseline")
 
@@ -225,7 +230,7 @@ def test_same_seed_same_trials(fake_model: Any) -> None:
     first = search(task).run()
     calls = task.calls
     second = search(task).run()
-    assert [(t.kind, t.params, t.score) for t in first.trial_logs] == [(t.kind, t.params, t.score) for t in second.trial_logs]
+    assert [(t.label, t.params, t.score) for t in first.trial_logs] == [(t.label, t.params, t.score) for t in second.trial_logs]
     assert task.calls == calls  # everything came from the cache
 
 
@@ -243,7 +248,7 @@ def test_the_search_takes_the_same_decisions_at_any_number_of_threads(fake_model
         before = task.calls
         with context(cache=False):
             logs = runner.run().trial_logs
-        return [(t.kind, t.params, t.score, t.num_examples) for t in logs], task.calls - before
+        return [(t.label, t.params, t.score, t.num_examples) for t in logs], task.calls - before
 
     serial, serial_calls = run(1)
     assert any(t[0].endswith("-pruned") and t[3] % 4 for t in serial)  # stops inside a chunk of 4
@@ -264,7 +269,7 @@ def test_a_threaded_search_never_has_more_than_num_threads_calls_in_flight(fake_
     runner.evaluate = Evaluate(devset=runner.valset, metric=exact_match, num_threads=3)
     with context(cache=False):
         outcome = runner.run()
-    assert any(t.kind.endswith("-pruned") for t in outcome.trial_logs)
+    assert any(t.label.endswith("-pruned") for t in outcome.trial_logs)
     assert in_flight.peak == 3
 
 
@@ -303,10 +308,10 @@ def test_a_spent_budget_returns_the_best_so_far(fake_model: Any, threads: int) -
     assert outcome.stopped_by_budget
     assert task.calls == 12 + 5
     assert runner._pool is None  # the search's threads are gone
-    full = [t for t in outcome.trial_logs if t.kind == "full"]
+    full = [t for t in outcome.trial_logs if t.label == "full"]
     assert 1 <= len(outcome.trial_logs) < 10  # the search stopped before its 10 trials
     assert full and outcome.best_score == max(t.score for t in full)
-    assert not any(t.kind.startswith("baseline") for t in outcome.trial_logs)
+    assert not any(t.label.startswith("baseline") for t in outcome.trial_logs)
 
 
 def test_a_candidate_past_max_errors_stops_like_a_loser_and_the_search_goes_on(fake_model: Any) -> None:
@@ -325,12 +330,12 @@ def test_a_candidate_past_max_errors_stops_like_a_loser_and_the_search_goes_on(f
 
     serial = run(1)
     broken = [t for t in serial.trial_logs if t.params.get("0_predictor_demos") == 2]
-    assert broken and all(t.kind.endswith("-pruned") and t.num_examples <= 2 and t.score == 0.0 for t in broken)
+    assert broken and all(t.label.endswith("-pruned") and t.num_examples <= 2 and t.score == 0.0 for t in broken)
     assert serial.best_combo[0][1] != 2
     # Failures are counted in order, so threads stop it at the same example.
     threaded = run(4)
-    assert [(t.kind, t.params, t.score, t.num_examples) for t in threaded.trial_logs] == [
-        (t.kind, t.params, t.score, t.num_examples) for t in serial.trial_logs
+    assert [(t.label, t.params, t.score, t.num_examples) for t in threaded.trial_logs] == [
+        (t.label, t.params, t.score, t.num_examples) for t in serial.trial_logs
     ]
 
 
@@ -353,9 +358,9 @@ def test_build_applies_a_combination_without_touching_the_program() -> None:
 def test_on_trial_sees_every_evaluation(fake_model: Any) -> None:
     seen: list[str] = []
     runner = search(fake_model(task_answer), num_trials=4)
-    runner.on_trial = lambda log: seen.append(log.kind)
+    runner.on_trial = lambda log: seen.append(log.label)
     outcome = runner.run()
-    assert seen == [t.kind for t in outcome.trial_logs]
+    assert seen == [t.label for t in outcome.trial_logs]
     assert all(0.0 <= t.score <= 1.0 and 0.0 <= t.best_full_score <= 1.0 for t in outcome.trial_logs)
 
 
@@ -387,13 +392,13 @@ def test_prefetch_scores_from_the_back_skips_claimed_examples_and_stops_when_no_
 
 def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet_started(fake_model: Any, tmp_path: Any) -> None:
     from pytest_mipro.optimizer.checkpoint import Checkpoint
-    from pytest_mipro.optimizer.search import QUEUED_FULL
+    from pytest_mipro.optimizer.search import _enqueue
 
     task = fake_model(task_answer)
     runner = search(task)
     runner.claim = Checkpoint(tmp_path, run_id="r").claim
     study = create_study(runner.settings)
-    study.enqueue_trial(runner.space.params_from_combo(((1, 2),)), user_attrs={"kind": QUEUED_FULL})
+    _enqueue(study, runner.space.params_from_combo(((1, 2),)), TrialKind.QUEUED_FULL)
     study.ask()  # another process took it; its params arrive when that process suggests them
     (taken,) = study.get_trials(deepcopy=False)
     assert taken.params == {}
@@ -443,7 +448,7 @@ def test_a_race_starts_with_the_examples_another_process_already_scored_the_comb
     study.enqueue_trial(runner.space.params_from_combo(combo))
     trial = study.ask(runner.space.distributions())
     trial.set_user_attr("claimed", True)
-    other._evaluate_trial(study, trial, combo, other._batch(trial.number), "minibatch", search_trial=True)
+    other._evaluate_trial(study, trial, combo, other._batch(trial.number), TrialKind.MINIBATCH, search_trial=True)
     calls_before = task.calls
 
     scored: list[str] = []
@@ -478,9 +483,9 @@ def test_a_rerun_scores_the_baseline_a_spent_budget_left_unscored(fake_model: An
     calls = task.calls
     with configure(cache=False):
         second = again.run(study)
-    assert second.trial_logs[-1].kind.startswith("baseline") and second.baseline_score == 0.0
+    assert second.trial_logs[-1].label.startswith("baseline") and second.baseline_score == 0.0
     assert task.calls - calls == second.trial_logs[-1].num_examples  # only the baseline was scored
-    assert sum(t.kind.startswith("full") for t in second.trial_logs) == 3  # no search trial repeated
+    assert sum(t.label.startswith("full") for t in second.trial_logs) == 3  # no search trial repeated
 
 
 # ---- a study shared with other processes ----
@@ -548,7 +553,7 @@ def test_trials_of_a_shared_study_report_their_progress(fake_model: Any) -> None
         if not shared:
             assert not reported
             continue
-        assert any(t.user_attrs["kind"].endswith("-pruned") for t in reported)
+        assert any(t.user_attrs["pruned"] for t in reported)
         for trial in reported:
             last = max(trial.intermediate_values)
             assert last <= trial.user_attrs["n"]

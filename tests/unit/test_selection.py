@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from pytest_mipro.selection import holdout_decision, paired_standard_error, prefer_shorter
+
+
+@dataclass(frozen=True)
+class Scored:
+    score: float
+    scores: list[float] | None
+    prompt_chars: int
 
 
 def test_paired_standard_error_of_known_differences() -> None:
@@ -17,20 +26,20 @@ def test_unequal_lengths_are_rejected() -> None:
 
 
 def test_one_se_rule_prefers_the_shorter_prompt_when_the_gap_is_noise() -> None:
-    best = {"score": 0.8, "scores": [1, 1, 1, 1, 0], "prompt_chars": 900}
-    short = {"score": 0.6, "scores": [1, 1, 1, 0, 0], "prompt_chars": 100}
+    best = Scored(0.8, [1, 1, 1, 1, 0], 900)
+    short = Scored(0.6, [1, 1, 1, 0, 0], 100)
     assert prefer_shorter([best, short]) is short
 
 
 def test_one_se_rule_keeps_the_best_when_the_gap_is_real() -> None:
-    best = {"score": 1.0, "scores": [1] * 40, "prompt_chars": 900}
-    worse = {"score": 0.5, "scores": [1, 0] * 20, "prompt_chars": 100}
+    best = Scored(1.0, [1] * 40, 900)
+    worse = Scored(0.5, [1, 0] * 20, 100)
     assert prefer_shorter([worse, best]) is best
 
 
 def test_candidates_without_example_scores_only_win_as_the_best() -> None:
-    best = {"score": 0.9, "scores": [1] * 9 + [0], "prompt_chars": 500}
-    elsewhere = {"score": 0.85, "scores": None, "prompt_chars": 1}
+    best = Scored(0.9, [1] * 9 + [0], 500)
+    elsewhere = Scored(0.85, None, 1)
     assert prefer_shorter([best, elsewhere]) is best
 
 
