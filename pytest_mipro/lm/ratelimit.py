@@ -1,0 +1,58 @@
+"""One requests-per-minute limit for a whole run: every thread and every xdist worker.
+
+``--mipro-rpm N`` gives each LM a :class:`SharedRateLimit` over one SQLite file in the
+project's ``.mipro/`` folder. The limiter is pyrate-limiter's (a sliding-window log in a
+SQLite table, guarded by a file lock), so processes that share the file share the limit:
+no request is sent while N others were sent in the last window.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+INSTALL_HINT = "--mipro-rpm needs pyrate-limiter: pip install 'pyrate-limiter>=4'"
+
+
+class SharedRateLimit:
+    """At most ``limit`` acquisitions per ``period`` seconds across every process using ``path``."""
+
+    def __init__(self, limit: int, path: Path, *, period: float = 60.0) -> None:
+        if limit < 1 or period <= 0:
+            raise ConfigError(f"a rate limit needs a positive count and period, got {limit} per {period} s")
+        self.limit = limit
+        self.period = period
+        self.path = Path(path)
+        self._limiter: Any = None
+        self._opening = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimit({self.limit} per {self.period:g} s, {str(self.path)!r})"
+
+    def acquire(self) -> None:
+        """Wait until one more request fits in the window, and count it."""
+        self._open().try_acquire("requests", blocking=True)
+
+    def _open(self) -> Any:
+        """The limiter, opened on first use in this process (a connection is not shared across a fork)."""
+        if self._limiter is None:
+            with self._opening:
+                if self._limiter is None:
+                    self._limiter = _open_limiter(self.limit, self.period, self.path)
+        return self._limiter
+
+
+def _open_limiter(limit: int, period: float, path: Path) -> Any:
+    try:
+        from pyrate_limiter import Limiter, Rate, SQLiteBucket
+    except ImportError:  # pragma: no cover - a core dependency, unless someone removed it
+        raise ConfigError(INSTALL_HINT) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Rate(limit, max(1, round(period * 1000)))
+    # One table per (limit, period), so a run with another limit does not read this one's log.
+    table = f"requests_{limit}_per_{rate.interval}ms"
+    bucket = SQLiteBucket.init_from_file([rate], table=table, db_path=str(path), use_file_lock=True)
+    return Limiter(bucket)
