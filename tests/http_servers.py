@@ -36,6 +36,38 @@ Reply = Callable[[Messages, dict[str, Any]], str]
 
 FAULTS = ("429", "500", "502", "503", "reset", "hang", "truncated", "invalid")
 
+# The food-labelling task of tests/plugin/conftest.py's fake models, for a ChatServer to serve
+# as ``plugin-task`` and ``plugin-prompter``.
+RULE = "RULE-42"
+WORDS = {"apple": "fruit", "pear": "fruit", "plum": "fruit", "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable"}
+
+
+def _fields(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.splitlines():
+        head, sep, rest = line.partition(":")
+        if sep:
+            found[head.strip().lower()] = rest.strip()
+    return found
+
+
+def food_task(messages: Messages, params: dict[str, Any]) -> str:
+    """Right with the rule in the instructions or with three demos, else "unknown"."""
+    item = _fields(messages[-1]["content"]).get("item", "")
+    word = item.split()[0] if item else ""
+    demos = sum(m["role"] == "assistant" for m in messages)
+    if RULE in messages[0]["content"] or demos >= 3:
+        return "Kind: " + WORDS.get(word, "unknown")
+    return "Kind: unknown"
+
+
+def food_prompter(messages: Messages, params: dict[str, Any]) -> str:
+    """Proposes an instruction with the rule; any other question gets a stock answer."""
+    wanted = messages[-1]["content"].rstrip().splitlines()[-1].rstrip(":").strip()
+    if wanted.lower() == "proposed instruction":
+        return f"{wanted}: Label the food as fruit or vegetable, following {RULE} (draw {params.get('seed')})."
+    return f"{wanted}: some observations."
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -3,11 +3,14 @@
 ``--mipro-rpm N`` gives each LM a :class:`SharedRateLimit` over one SQLite file in the
 project's ``.mipro/`` folder. The limiter is pyrate-limiter's (a sliding-window log in a
 SQLite table, guarded by a file lock), so processes that share the file share the limit:
-no request is sent while N others were sent in the last window.
+no request is sent while N others were sent in the last window. A second, shorter window
+(a sixth of the period, a sixth of the requests) spreads them out: without it a run sends
+N requests at once and then waits most of a minute, bursts that providers punish too.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -51,8 +54,9 @@ def _open_limiter(limit: int, period: float, path: Path) -> Any:
     except ImportError:  # pragma: no cover - a core dependency, unless someone removed it
         raise ConfigError(INSTALL_HINT) from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    rate = Rate(limit, max(1, round(period * 1000)))
+    interval = max(6, round(period * 1000))
+    rates = [Rate(math.ceil(limit / 6), interval // 6), Rate(limit, interval)]  # shorter interval first
     # One table per (limit, period), so a run with another limit does not read this one's log.
-    table = f"requests_{limit}_per_{rate.interval}ms"
-    bucket = SQLiteBucket.init_from_file([rate], table=table, db_path=str(path), use_file_lock=True)
+    table = f"requests_{limit}_per_{interval}ms"
+    bucket = SQLiteBucket.init_from_file(rates, table=table, db_path=str(path), use_file_lock=True)
     return Limiter(bucket)

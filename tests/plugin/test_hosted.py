@@ -15,39 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_servers import FAULTS, ChatServer, FaultProxy
+from http_servers import FAULTS, RULE, WORDS, ChatServer, FaultProxy, food_prompter, food_task
 
-from .conftest import Project
+from .conftest import FOOD_TEST, Project
 
-RULE = "RULE-42"
-WORDS = {"apple": "fruit", "pear": "fruit", "plum": "fruit", "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable"}
 KEY = "sk-planted-SECRET-7f3a9c21b4"
-
-
-def _fields(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.splitlines():
-        head, sep, rest = line.partition(":")
-        if sep:
-            found[head.strip().lower()] = rest.strip()
-    return found
-
-
-def food_task(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """Right with the rule in the instructions or with three demos, as conftest's fake task model."""
-    item = _fields(messages[-1]["content"]).get("item", "")
-    word = item.split()[0] if item else ""
-    demos = sum(m["role"] == "assistant" for m in messages)
-    if RULE in messages[0]["content"] or demos >= 3:
-        return "Kind: " + WORDS.get(word, "unknown")
-    return "Kind: unknown"
-
-
-def food_prompter(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    wanted = messages[-1]["content"].rstrip().splitlines()[-1].rstrip(":").strip()
-    if wanted.lower() == "proposed instruction":
-        return f"{wanted}: Label the food as fruit or vegetable, following {RULE} (draw {params.get('seed')})."
-    return f"{wanted}: some observations."
+FOOD_CHANGED = FOOD_TEST.replace("Say what kind of food this is.", "Say what kind of food this is (changed).")
 
 
 @pytest.fixture
@@ -264,3 +237,24 @@ def test_bad_hosted_options_are_usage_errors(hosted: Project) -> None:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"*{fragment}*"])
 
+
+
+def test_a_provider_that_keeps_failing_stops_the_run_and_leaves_the_lock_alone(hosted: Project, chat_server: ChatServer) -> None:
+    clean = _proxy(chat_server)
+    hosted.run("--mipro-optimize", "--mipro-api-base", clean.api_base).assert_outcomes(passed=1)
+    before = hosted.lockfile.read_text()
+    hosted.write_test(FOOD_CHANGED)  # a stale entry: the next run must optimize again
+    down = _proxy(chat_server, rate=1.0, kinds=("503",))
+
+    failed = hosted.run("--mipro-optimize", "--mipro-api-base", down.api_base, "--mipro-lm-param", "num_retries=1")
+    down.stop()
+
+    assert failed.ret != 0
+    failed.stdout.fnmatch_lines(["*openai/plugin-*: ServiceUnavailableError*injected 503*"])
+    assert hosted.lockfile.read_text() == before  # nothing half-done was locked
+
+    resumed = hosted.run("--mipro-optimize", "--mipro-api-base", clean.api_base)
+    clean.stop()
+    resumed.assert_outcomes(passed=1)
+    assert hosted.lockfile.read_text() != before  # the stale entry was replaced once the provider answered
+    assert hosted.run("--mipro-check").ret == 0
