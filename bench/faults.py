@@ -2,8 +2,8 @@
 
 For each fault kind (and a mix of all of them), the fault proxy of tests/http_servers.py
 answers a share of the requests with that fault, in front of the loopback chat server.
-Each run optimizes a small two-target project with ``--mipro-optimize`` (no cache, one
-worker, two threads) and its lockfile, without the ``counts`` (what the run spent), is
+Each run optimizes a small two-target project with ``--mipro-optimize`` (a cold cache of its
+own, one worker, two threads) and its lockfile, without the ``counts`` (what the run spent), is
 compared with a fault-free run's. Retries are the run's own count (the JSON report),
 injected faults the proxy's.
 
@@ -43,7 +43,7 @@ def optimize(server: ChatServer, kinds: tuple[str, ...], rate: float, seed: int)
         write_project(folder, TARGETS, proxy.api_base)
         env = {**os.environ, "MIPRO_CACHE_DIR": str(folder / "cache"), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": "sk-bench"}
         command = [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--mipro-optimize", "--mipro-no-cache",
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--mipro-optimize",
             "--mipro-threads", "2", "--mipro-lm-param", "timeout=1.5", "--mipro-lm-param", "num_retries=8", "--mipro-report", "report.json",
         ]  # fmt: skip
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)

@@ -78,6 +78,17 @@ def busiest_window(times: list[float], window: float) -> int:
     return most
 
 
+def limiter_log(path: Path) -> list[float]:
+    """Times (s since the epoch) the limiter admitted a request, as far as its log still holds them."""
+    import sqlite3
+
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
+        return sorted(ms / 1000 for table in tables for (ms,) in db.execute(f"select item_timestamp from '{table}'"))
+
+
 def run(rpm: int, workers: int, threads: int, targets: int, latency: float) -> dict[str, object]:
     server = ChatServer({"plugin-task": food_task, "plugin-prompter": food_prompter}, delay=latency)
     server.start()
@@ -94,6 +105,7 @@ def run(rpm: int, workers: int, threads: int, targets: int, latency: float) -> d
         started = time.monotonic()
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         wall = time.monotonic() - started
+        logged = limiter_log(folder / ".mipro" / "ratelimit.sqlite")
     proxy.stop()
     server.stop()
     if result.returncode != 0:
@@ -114,6 +126,8 @@ def run(rpm: int, workers: int, threads: int, targets: int, latency: float) -> d
         "first_to_last_request_s": round(sending, 1),
         "calls_over_rpm_s": round(60.0 * calls / rpm, 1),
         "wall_over_calls_over_rpm": round(wall / (60.0 * calls / rpm), 3),
+        "arrivals_s": [round(t - stamps[0], 3) for t in stamps],
+        "admitted_s": [round(t - logged[0], 3) for t in logged] if logged else [],
     }
 
 
@@ -128,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     row = run(args.rpm, args.workers, args.threads, args.targets, args.latency)
     row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(json.dumps(row, indent=2))
+    print(json.dumps({k: v for k, v in row.items() if not k.endswith("_s") or not isinstance(v, list)}, indent=2))
     args.output.write_text(json.dumps(row, indent=2) + "\n")
 
 

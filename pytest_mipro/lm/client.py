@@ -27,8 +27,6 @@ _TRANSIENT = (
     "InternalServerError",  # also a 200 whose body is not the JSON promised, and a reset connection
     "BadGatewayError",
     "APIError",
-    "APIResponseValidationError",
-    "JSONDecodeError",
 )
 # Request parameters that carry credentials: sent, but never part of a cache key or fingerprint.
 SECRET_PARAMS = frozenset(

@@ -2,7 +2,9 @@
 
 llama-cpp-python's server serves the embedded Gemma 3 270M on loopback (the session fixture
 ``llama_server``); pytest-mipro reaches it through litellm as ``openai/gemma-3-270m`` with
-``--mipro-api-base``. One target and a call budget keep it to a couple of minutes on 2 cores.
+``--mipro-api-base``. The optimization goes through the fault proxy, which answers 10% of
+the requests with a fault (all kinds but a hang, which would cost a minute's timeout each).
+One target and a call budget keep it to a few minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_servers import FAULTS, FaultProxy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example_project"
 MODEL = "openai/gemma-3-270m"
@@ -23,7 +26,7 @@ MODEL = "openai/gemma-3-270m"
 pytestmark = pytest.mark.local_model
 
 
-def _pytest(project: Path, server: Any, *args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+def _pytest(project: Path, api_base: str, *args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "MIPRO_CACHE_DIR": str(cache),
@@ -32,7 +35,7 @@ def _pytest(project: Path, server: Any, *args: str, cache: Path) -> subprocess.C
     }
     command = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-k", "triage",
-        "--mipro-model", MODEL, "--mipro-prompt-model", MODEL, "--mipro-api-base", server.api_base,
+        "--mipro-model", MODEL, "--mipro-prompt-model", MODEL, "--mipro-api-base", api_base,
         "--mipro-lm-param", "max_tokens=24", "--mipro-lm-param", "timeout=60", *args,
     ]  # fmt: skip
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
@@ -43,7 +46,13 @@ def test_example_project_optimized_and_gated_through_the_server(llama_server: An
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".mipro", "__pycache__", ".pytest_cache"))
     cache = tmp_path / "cache"
 
-    optimized = _pytest(project, llama_server, "--mipro-optimize", "--mipro-budget", "calls=60", "--mipro-report", "opt.json", cache=cache)
+    proxy = FaultProxy(("127.0.0.1", llama_server.port), rate=0.1, kinds=tuple(k for k in FAULTS if k != "hang"), seed=1)
+    proxy.start()
+    try:
+        options = ["--mipro-optimize", "--mipro-budget", "calls=60", "--mipro-report", "opt.json"]
+        optimized = _pytest(project, proxy.api_base, *options, cache=cache)
+    finally:
+        proxy.stop()
 
     report = json.loads((project / "opt.json").read_text())
     (target,) = [t for t in report["targets"] if t["target"] == "triage"]
@@ -52,9 +61,11 @@ def test_example_project_optimized_and_gated_through_the_server(llama_server: An
     lock = (project / "prompts.lock").read_text()
     assert f"task_model: {MODEL}" in lock and f"prompt_model: {MODEL}" in lock
     assert target["counts"]["calls"] > 0 and target["counts"]["errors"] == 0
+    assert sum(proxy.faults().values()) > 0 and target["counts"]["retries"] <= sum(proxy.faults().values())
+    assert proxy.early_retries() == []
     assert "127.0.0.1" not in lock  # the API base is a connection setting, not part of the lock
 
-    gated = _pytest(project, llama_server, "--mipro-report", "gate.json", cache=tmp_path / "cold-cache")
+    gated = _pytest(project, llama_server.api_base, "--mipro-report", "gate.json", cache=tmp_path / "cold-cache")
 
     (gate,) = [t for t in json.loads((project / "gate.json").read_text())["targets"] if t["target"] == "triage"]
     assert gate["mode"] == "gate"

@@ -89,33 +89,33 @@ def test_the_api_base_from_the_command_line_beats_the_ini(hosted: Project, chat_
     assert "127.0.0.1" not in hosted.lockfile.read_text()  # a connection setting: not locked, not fingerprinted
 
 
-@pytest.mark.parametrize(("rate", "threads"), [(0.1, "1"), (0.3, "2")])
+# Seeds whose first draws hold a few faults: a run makes about 20 requests.
+@pytest.mark.parametrize(("rate", "seed", "threads"), [(0.1, 7, "1"), (0.3, 20, "2")])
 def test_faults_are_retried_and_the_lock_is_the_same_as_without_faults(
-    hosted: Project, chat_server: ChatServer, rate: float, threads: str
+    hosted: Project, chat_server: ChatServer, rate: float, seed: int, threads: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv("MIPRO_CACHE_DIR", str(tmp_path / "clean-cache"))  # each run its own cache: every request is sent
     clean = _proxy(chat_server)
-    hosted.run("--mipro-optimize", "--mipro-no-cache", "--mipro-api-base", clean.api_base).assert_outcomes(passed=1)
+    hosted.run("--mipro-optimize", "--mipro-api-base", clean.api_base).assert_outcomes(passed=1)
     clean.stop()
     expected = _lock_without_counts(hosted)
     assert clean.faults() == {}
     _fresh(hosted)
 
-    faulty = _proxy(chat_server, rate=rate, seed=20)
-    options = ["--mipro-no-cache", "--mipro-api-base", faulty.api_base, "--mipro-threads", threads, "--mipro-report", "report.json"]
+    monkeypatch.setenv("MIPRO_CACHE_DIR", str(tmp_path / "faulty-cache"))
+    faulty = _proxy(chat_server, rate=rate, seed=seed)
+    options = ["--mipro-api-base", faulty.api_base, "--mipro-threads", threads, "--mipro-report", "report.json"]
     result = hosted.run("--mipro-optimize", *options)
     faulty.stop()
 
     result.assert_outcomes(passed=1)
     assert _lock_without_counts(hosted) == expected
     injected = sum(faulty.faults().values())
-    assert injected >= 3, faulty.faults()
+    assert injected >= 2, faulty.faults()
     assert faulty.early_retries() == []  # no request came back before its Retry-After had passed
     counts = json.loads((hosted.path / "report.json").read_text())["targets"][0]["counts"]
-    # Each fault is retried once and never scored. (The target's counts leave out a few
-    # proposal-phase requests, so they can hold fewer retries than the proxy injected.)
-    assert counts["errors"] == 0 and counts["retries"] <= injected
-    note = f"mipro food: provider faults: {counts['retries']} requests retried"
-    assert (note in result.stdout.str()) == (counts["retries"] > 0)
+    assert counts["retries"] == injected and counts["errors"] == 0  # each fault retried once, none scored
+    result.stdout.fnmatch_lines([f"mipro food: provider faults: {injected} requests retried (*), 0 calls failed after retries"])
 
 
 def test_retry_after_is_honoured_and_counted(chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,7 +224,7 @@ def test_rpm_makes_every_request_wait_for_one_shared_limit(hosted: Project, chat
     with sqlite3.connect(store) as db:
         (table,) = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
         logged = db.execute(f"select count(*) from '{table}'").fetchone()[0]
-    assert table == "requests_6000_per_60000ms" and logged == chat_server.requests
+    assert table == "requests_6000_per_62000ms" and logged == chat_server.requests
 
 
 def test_bad_hosted_options_are_usage_errors(hosted: Project) -> None:

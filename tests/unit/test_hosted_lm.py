@@ -130,3 +130,16 @@ def test_one_limit_is_shared_by_threads_and_processes(tmp_path: Path) -> None:
 def test_a_bad_rate_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="positive count"):
         SharedRateLimit(0, tmp_path / "x.sqlite")
+
+
+def test_a_copied_lm_or_limit_keeps_one_shared_limit(tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    limit = SharedRateLimit(3, tmp_path / "r.sqlite")
+    limit.acquire()
+    lm = LM("openai/x", rate_limit=limit)
+    assert copy.deepcopy(limit) is limit and lm.copy(max_tokens=5).rate_limit is limit
+    thawed = pickle.loads(pickle.dumps(limit))  # e.g. sent to another process
+    assert isinstance(thawed, SharedRateLimit) and (thawed.limit, thawed.path) == (3, limit.path)
+    thawed.acquire()  # opens its own connection to the same log
