@@ -169,11 +169,6 @@ class LockEntry:
         """``{predictor: {instructions, demos}}``, the mapping ``Module.load_state`` takes."""
         return {name: {"instructions": p.instructions, "demos": [dict(d) for d in p.demos]} for name, p in self.predictors.items()}
 
-    @property
-    def structure(self) -> dict[str, str]:
-        """Predictor name -> signature spec."""
-        return {name: p.signature for name, p in self.predictors.items()}
-
     def same_lock_as(self, other: LockEntry) -> bool:
         """Equal in everything but ``counts`` (calls, tokens, time: how the run went, not what it found)."""
         mine, theirs = self.to_dict(), other.to_dict()

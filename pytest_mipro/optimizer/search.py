@@ -242,7 +242,6 @@ class SearchOutcome:
     best_score: float
     baseline_score: float
     full_scores: dict[Combo, float]
-    minibatch_scores: dict[Combo, list[float]]
     trial_logs: list[TrialLog]
     stopped_by_budget: bool = False
 
@@ -304,7 +303,6 @@ class BayesianSearch:
             best_score=full_scores.get(best_combo, float("nan")),
             baseline_score=full_scores.get(baseline, pruned_baseline[-1]),
             full_scores=full_scores,
-            minibatch_scores=_scores_by_kind(study, self.space, (TrialKind.MINIBATCH,), pruned=False),
             trial_logs=trial_logs_from_study(study, self.space),
             stopped_by_budget=stopped,
         )
