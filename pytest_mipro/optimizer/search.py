@@ -133,7 +133,7 @@ class SearchSpace:
     def build(self, combo: Combo) -> Module:
         """The program with the chosen instruction and demo set in every predictor."""
         candidate = self.program.deepcopy()
-        for (name, predictor), (instruction, demos) in zip(candidate.named_predictors(), combo):
+        for (name, predictor), (instruction, demos) in zip(candidate.named_predictors(), combo, strict=True):
             predictor.instructions = self.instructions[name][instruction]
             sets = self.demo_sets.get(name) or [list(predictor.demos)]
             predictor.demos = list(sets[demos])
@@ -142,7 +142,7 @@ class SearchSpace:
     def prompt_chars(self, combo: Combo) -> int:
         """Prompt size of a combination (instructions plus demo text), for tie-breaking."""
         total = 0
-        for name, (instruction, demos) in zip(self.names, combo):
+        for name, (instruction, demos) in zip(self.names, combo, strict=True):
             total += len(self.instructions[name][instruction])
             sets = self.demo_sets.get(name) or [[]]
             total += sum(len(str(d)) for d in sets[demos])

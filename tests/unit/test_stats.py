@@ -103,7 +103,7 @@ def test_wilson_extremes_stay_in_unit_interval() -> None:
 @given(st.integers(min_value=1, max_value=500), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
 def test_wilson_monotone_in_successes(n: int, confidence: float) -> None:
     bounds = [wilson_interval(s, n, confidence) for s in range(n + 1)]
-    for (lo_a, hi_a), (lo_b, hi_b) in zip(bounds, bounds[1:]):
+    for (lo_a, hi_a), (lo_b, hi_b) in zip(bounds, bounds[1:], strict=False):
         assert lo_b >= lo_a - 1e-15
         assert hi_b >= hi_a - 1e-15
     for s, (lo, hi) in enumerate(bounds):
@@ -158,7 +158,7 @@ def test_mcnemar_known_values() -> None:
 def test_paired_t_against_hand_computation() -> None:
     before = [1.0, 2.0, 3.0, 4.0, 5.0]
     after = [0.5, 1.9, 2.5, 3.9, 4.2]
-    d = [x - y for x, y in zip(before, after)]
+    d = [x - y for x, y in zip(before, after, strict=True)]
     n = len(d)
     mean = sum(d) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
