@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..redact import redact
 from ..example import Example
+from ..redact import redact
 
 if TYPE_CHECKING:
     from optuna import Study
