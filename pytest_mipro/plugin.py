@@ -18,7 +18,7 @@ import pytest
 
 from . import distributed, hookspecs
 from .errors import ConfigError
-from .settings import OPTIONS, MiproSettings, Sources, resolve
+from .settings import OPTIONS, REPEATABLE, MiproSettings, Sources, resolve
 
 if TYPE_CHECKING:
     from .declaration import Target
@@ -63,6 +63,9 @@ _OPTION_HELP = {
     "no-cache": ("do not read or write the LM response cache", None),
     "report": ("write a report: .json (machine-readable) or .html (self-contained, with plots)", "PATH"),
     "storage": ("database URL of a shared Optuna study (e.g. PostgreSQL) that several runs or machines join", "URL"),
+    "api-base": ("API base URL for the --mipro-model and --mipro-prompt-model models (vLLM, Ollama, LM Studio, a gateway)", "URL"),
+    "lm-param": ("an extra litellm parameter for those models, e.g. api_version=2024-10-21; repeatable", "KEY=VALUE"),
+    "rpm": ("at most N LM requests per minute for the whole run, all threads and xdist workers together", "N"),
 }
 
 
@@ -92,6 +95,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if metavar is None:
             group.addoption(f"--mipro-{option}", action="store_true", default=None, dest=_dest(option), help=text)
             parser.addini(ini, f"{text} (the --mipro-{option} flag)", type="bool", default=False)
+        elif option in REPEATABLE:
+            group.addoption(f"--mipro-{option}", action="append", default=None, dest=_dest(option), metavar=metavar, help=text)
+            parser.addini(ini, f"{text} (like --mipro-{option}, one a line)", type="linelist", default=[])
         else:
             group.addoption(f"--mipro-{option}", action="store", default=None, dest=_dest(option), metavar=metavar, help=text)
             parser.addini(ini, f"{text} (like --mipro-{option})", default="")

@@ -272,6 +272,12 @@ def note_lines(outcome: TargetOutcome) -> list[str]:
         )
     if outcome.selection is not None:
         notes.append(f"mipro {name}: {selection_line(outcome.selection)}")
+    usage = outcome.counts.usage
+    if usage.retries or usage.errors:
+        notes.append(
+            f"mipro {name}: provider faults: {_plural(usage.retries, 'request')} retried"
+            f" (rate limits, timeouts, 5xx, broken replies), {_plural(usage.errors, 'call')} failed after retries"
+        )
     return notes
 
 

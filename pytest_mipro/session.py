@@ -12,12 +12,14 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from . import pipeline, report
 from .declaration import Target
 from .errors import LockfileError
 from .gate import GatePolicy
 from .lm import LM
+from .lm.ratelimit import SharedRateLimit
 from .lockfile import LockEntry, Lockfile
 from .optimizer.evaluate import ExampleResult
 from .outcome import Mode, Outcome, TargetOutcome
@@ -174,13 +176,29 @@ class MiproSession:
         )
 
     def _resolve_models(self) -> tuple[LM, LM | None]:
-        """--mipro-model beats configure(lm=...), which beats the embedded default model."""
+        """--mipro-model beats configure(lm=...), which beats the embedded default model.
+
+        ``--mipro-api-base`` and ``--mipro-lm-param`` complete the models named by options;
+        ``--mipro-rpm`` limits every model the run uses.
+        """
         from . import config
         from .lm import default_lm
 
-        task = LM(self.settings.model) if self.settings.model else default_lm()
-        prompt = LM(self.settings.prompt_model) if self.settings.prompt_model else config.current().prompt_model
-        return task, prompt
+        named: dict[str, Any] = dict(self.settings.lm_params)
+        if self.settings.api_base:
+            named["api_base"] = self.settings.api_base
+        task = LM(self.settings.model, **named) if self.settings.model else default_lm()
+        prompt = LM(self.settings.prompt_model, **named) if self.settings.prompt_model else config.current().prompt_model
+        limit = self._rate_limit()
+        if limit is None:
+            return task, prompt
+        return task.copy(rate_limit=limit), None if prompt is None else prompt.copy(rate_limit=limit)
+
+    def _rate_limit(self) -> SharedRateLimit | None:
+        """One limit for the run, kept next to the lockfile so every xdist worker finds the same file."""
+        if self.settings.rpm is None:
+            return None
+        return SharedRateLimit(self.settings.rpm, self.settings.lockfile.parent / ".mipro" / "ratelimit.sqlite")
 
     def _judging(self) -> Judging:
         return Judging(min_drop=self.settings.min_drop, strict=self.settings.strict)

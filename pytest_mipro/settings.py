@@ -8,8 +8,9 @@ No pytest import here: the plugin passes plain values in.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,12 @@ OPTIONS = {
     "no-cache": "mipro_no_cache",
     "report": "mipro_report",
     "storage": "mipro_storage",
+    "api-base": "mipro_api_base",
+    "lm-param": "mipro_lm_params",
+    "rpm": "mipro_rpm",
 }
+# Options given several times on the command line; their ini twins hold one value a line.
+REPEATABLE = frozenset({"lm-param"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class MiproSettings:
     cache: bool = True
     report: Path | None = None
     storage: str | None = None
+    api_base: str | None = None  # for the models named by --mipro-model / --mipro-prompt-model
+    lm_params: tuple[tuple[str, object], ...] = ()  # extra litellm parameters for those models
+    rpm: int | None = None  # requests per minute for the whole run, all workers together
     verbosity: int = 0
 
     @property
@@ -113,6 +122,9 @@ def resolve(cli: Mapping[str, object], ini: Mapping[str, object], sources: Sourc
         cache=not value.flag("no-cache"),
         report=_report(value, sources),
         storage=_storage(value.text("storage")),
+        api_base=_api_base(value.text("api-base")),
+        lm_params=parse_lm_params(value.lines("lm-param")),
+        rpm=_integer(value.text("rpm"), "rpm", minimum=1),
         verbosity=verbosity,
     )
 
@@ -133,6 +145,14 @@ class _Picker:
         raw = self.cli.get(name) if self.from_cli(name) else self.ini.get(OPTIONS[name])
         text = "" if raw is None else str(raw).strip()
         return text or None
+
+    def lines(self, name: str) -> list[str]:
+        """A repeatable option's values: every command-line use, else the ini twin's lines."""
+        raw = self.cli.get(name) if self.from_cli(name) else self.ini.get(OPTIONS[name])
+        if raw is None:
+            return []
+        items = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, Sequence) else [raw]
+        return [str(item).strip() for item in items if str(item).strip()]
 
 
 def _ini_bool(raw: object, name: str) -> bool:
@@ -187,6 +207,33 @@ def _storage(text: str | None) -> str | None:
             f"--mipro-storage {text!r} is not a database URL; use e.g. postgresql+psycopg://user@host/db"
         )
     return text
+
+
+def _api_base(text: str | None) -> str | None:
+    if text is not None and not text.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"--mipro-api-base {text!r}: expected an http:// or https:// URL, e.g. http://localhost:8000/v1")
+    return text
+
+
+def parse_lm_params(items: Sequence[str]) -> tuple[tuple[str, object], ...]:
+    """``["max_tokens=64", "api_version=2024-10-21"]`` -> ``(("max_tokens", 64), ("api_version", "2024-10-21"))``.
+
+    A value that reads as JSON (a number, true/false, a quoted string, a list or an object)
+    is that value; anything else is a string.
+    """
+    params: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--mipro-lm-param {item!r}: expected KEY=VALUE, e.g. max_tokens=64 or api_version=2024-10-21")
+        if key in ("model", "messages", "usage", "rate_limit"):
+            raise ConfigError(f"--mipro-lm-param {item!r}: {key} is not a parameter; see --mipro-model and --mipro-rpm")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw.strip()
+    return tuple(params.items())
 
 
 def _auto(text: str | None) -> str:

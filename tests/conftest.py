@@ -151,3 +151,27 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
             pytest.fail("chromium not found, and MIPRO_REQUIRE_CHROMIUM is set")
         pytest.skip("chromium not found (apt-get install chromium, or set MIPRO_CHROMIUM)")
     return Chromium(executable, tmp_path_factory.mktemp("chromium"))
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """llama-cpp-python's OpenAI-compatible server on the embedded GGUF, on a free loopback port.
+
+    Skips where the ``local`` extra (llama-cpp-python with its ``server`` extra, and the
+    GGUF package) is missing. One thread: the machines that run the suite are small.
+    """
+    from importlib.util import find_spec
+
+    from http_servers import LlamaServer
+
+    from pytest_mipro.lm import local
+
+    if not local.is_available() or find_spec("uvicorn") is None or find_spec("fastapi") is None:
+        pytest.skip("the local extra with llama-cpp-python's server is not installed (pip install 'pytest-mipro[local]')")
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    server = LlamaServer(Path(local.model_path()), log=log, threads=int(os.environ.get("MIPRO_LOCAL_THREADS") or 1))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from .. import config
 from ..errors import ConfigError, LMError
+from ..redact import redact
 from ._litellm import get_litellm, load_in_background
 from .cache import cache_dir, open_cache, request_key
 
@@ -22,9 +24,22 @@ _TRANSIENT = (
     "Timeout",
     "APIConnectionError",
     "ServiceUnavailableError",
-    "InternalServerError",
+    "InternalServerError",  # also a 200 whose body is not the JSON promised, and a reset connection
+    "BadGatewayError",
     "APIError",
 )
+# Request parameters that carry credentials: sent, but never part of a cache key or fingerprint.
+SECRET_PARAMS = frozenset(
+    {"api_key", "headers", "extra_headers", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "client_secret"}
+)
+# The longest Retry-After honoured; a provider asking for more ends the call with an error.
+MAX_RETRY_AFTER = 120.0
+
+
+class RateLimit(Protocol):
+    """Blocks until one more request may be sent (see :mod:`pytest_mipro.lm.ratelimit`)."""
+
+    def acquire(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +47,8 @@ class Usage:
     """What was spent: a value that adds and subtracts (``after - before`` is a delta).
 
     ``calls`` counts requests that reached the provider (not cache hits); ``errors`` counts
-    calls that failed after their retries.
+    calls that failed after their retries; ``retries`` counts requests sent again after a
+    transient failure (a rate limit, a timeout, a 5xx, a broken reply).
     """
 
     calls: int = 0
@@ -41,6 +57,7 @@ class Usage:
     completion_tokens: int = 0
     cost: float = 0.0
     errors: int = 0
+    retries: int = 0
 
     # Written out rather than through dataclasses.astuple: usage is added once per LM call.
     def __add__(self, other: Usage) -> Usage:
@@ -51,6 +68,7 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
             self.cost + other.cost,
             self.errors + other.errors,
+            self.retries + other.retries,
         )
 
     def __sub__(self, other: Usage) -> Usage:
@@ -61,6 +79,7 @@ class Usage:
             self.completion_tokens - other.completion_tokens,
             self.cost - other.cost,
             self.errors - other.errors,
+            self.retries - other.retries,
         )
 
     @property
@@ -80,6 +99,7 @@ class Usage:
             completion_tokens=_int(data.get("completion_tokens")),
             cost=float(_number(data.get("cost"))),
             errors=_int(data.get("errors")),
+            retries=_int(data.get("retries")),
         )
 
 
@@ -122,6 +142,9 @@ class LM:
     ``LM("openai/gpt-4o-mini", temperature=0.0)``; ``LM("local/gemma-3-270m")`` runs the
     embedded model in-process. Extra keyword arguments (``api_base``, ``stop``, ...) go to
     ``litellm.completion``. ``copy(**changes)`` shares the usage counter with the original.
+    A transient failure (rate limit, timeout, 5xx, a broken reply) is retried up to
+    ``num_retries`` times, never before the provider's ``Retry-After``; ``rate_limit``, when
+    given, is acquired before every request sent (retries too).
     """
 
     def __init__(
@@ -134,6 +157,7 @@ class LM:
         timeout: float = 120.0,
         cache: bool = True,
         usage: UsageCounter | None = None,
+        rate_limit: RateLimit | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or "/" not in model:
@@ -149,6 +173,7 @@ class LM:
         self.cache = cache
         self.kwargs = kwargs
         self.usage = usage if usage is not None else UsageCounter()
+        self.rate_limit = rate_limit
 
     def __repr__(self) -> str:
         return f"LM({self.model!r}, temperature={self.temperature})"
@@ -161,14 +186,19 @@ class LM:
             "timeout": self.timeout,
             "cache": self.cache,
             "usage": self.usage,
+            "rate_limit": self.rate_limit,
             **self.kwargs,
         }
         params.update(changes)
         return LM(self.model, **params)
 
     def params(self) -> dict[str, Any]:
-        """Request parameters that can change a reply (part of the cache key and fingerprints)."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.kwargs}
+        """Request parameters that can change a reply (part of the cache key and fingerprints).
+
+        Credentials (``api_key``, headers) are left out: they are sent, never stored or hashed.
+        """
+        kept = {k: v for k, v in self.kwargs.items() if k not in SECRET_PARAMS}
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **kept}
 
     def warm_up(self, *, background: bool = False) -> None:
         """Import litellm now (seconds of CPU on a small machine) instead of at the first call.
@@ -210,24 +240,86 @@ class LM:
 
     def _call_with_retries(self, messages: Messages, params: dict[str, Any], sample_id: int | None) -> Completion:
         litellm = get_litellm()
-        request = dict(params)
+        secrets = {k: v for k, v in self.kwargs.items() if k in SECRET_PARAMS}
+        request = {**params, **secrets}
         if sample_id is not None and params.get("temperature", 0) > 0 and "seed" not in request:
             request["seed"] = sample_id  # distinct samples where the provider honours seeds
         for attempt in range(self.num_retries + 1):
+            if self.rate_limit is not None:
+                self.rate_limit.acquire()
             try:
                 # drop_params per call (not litellm's global): a provider that does not know a
                 # parameter ignores it instead of failing, without changing the user's own calls.
+                # No retries below us (max_retries: the OpenAI SDK's own): this loop counts them
+                # and honours Retry-After.
                 response = litellm.completion(
-                    model=self.model, messages=messages, timeout=self.timeout, num_retries=0, drop_params=True, **request
+                    model=self.model,
+                    messages=messages,
+                    timeout=self.timeout,
+                    num_retries=0,
+                    max_retries=0,
+                    drop_params=True,
+                    **request,
                 )
                 return _to_completion(litellm, response)
             except Exception as exc:  # any error: classified below
-                transient = type(exc).__name__ in _TRANSIENT
-                if not transient or attempt == self.num_retries:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
                     self.usage.add(Usage(errors=1))
-                    raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
-                time.sleep(_backoff(attempt))
+                    raise LMError(f"{self.model}: {self.describe_error(exc)}") from None
+                self.usage.add(Usage(retries=1))
+                time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _retry_delay(self, exc: Exception, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or None when the error is final."""
+        if type(exc).__name__ not in _TRANSIENT or attempt >= self.num_retries:
+            return None
+        after = retry_after(exc)
+        if after is None:
+            return _backoff(attempt)
+        if after > MAX_RETRY_AFTER:
+            return None
+        return after + random.uniform(0.0, 0.1 * after + 0.05)  # never early; spread the herd a little
+
+    def describe_error(self, exc: BaseException) -> str:
+        """The error's type and message, without credentials (request headers, keys, URL passwords)."""
+        after = retry_after(exc) if isinstance(exc, Exception) else None
+        wait = f" (the provider asked to wait {after:g} s)" if after is not None and after > MAX_RETRY_AFTER else ""
+        text = f"{type(exc).__name__}: {exc}{wait}"
+        return redact(text, [v for k, v in self.kwargs.items() if k in SECRET_PARAMS and isinstance(v, str)])
+
+
+def retry_after(exc: Exception) -> float | None:
+    """The wait in seconds a failed response asked for (``retry-after-ms`` or ``Retry-After``), if any.
+
+    litellm attaches the response headers to its exceptions (``litellm_response_headers``);
+    the OpenAI SDK's exceptions carry the ``response`` itself.
+    """
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None or not hasattr(headers, "get"):
+        return None
+    millis = _seconds(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000.0
+    raw = headers.get("retry-after")
+    seconds = _seconds(raw)
+    if seconds is None and isinstance(raw, str):
+        try:  # an HTTP date
+            seconds = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return None if seconds is None else max(0.0, seconds)
+
+
+def _seconds(raw: object) -> float | None:
+    try:
+        value = float(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 and value == value else None
 
 
 def _backoff(attempt: int) -> float:

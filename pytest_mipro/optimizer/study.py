@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..example import Example
+from ..redact import redact
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -87,7 +88,8 @@ def open_storage(journal: Path, url: str | None, attempts: int = 5) -> BaseStora
             return RDBStorage(url)
         except Exception as exc:  # sqlalchemy and the drivers raise many kinds
             if attempt == attempts - 1:
-                raise ConfigError(f"--mipro-storage {url!r}: cannot open the study storage: {exc}") from exc
+                # Neither the URL's password nor the driver's error (which may quote it) is shown as is.
+                raise ConfigError(redact(f"--mipro-storage {url!r}: cannot open the study storage: {exc}")) from None
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
 

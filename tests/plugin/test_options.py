@@ -81,7 +81,7 @@ def test_ini_twins_are_read_and_the_command_line_wins(pytester: pytest.Pytester)
 def test_every_option_has_an_ini_twin(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfig()
     for option, ini in OPTIONS.items():
-        assert config.getini(ini) in ("", False), option
+        assert config.getini(ini) in ("", False, []), option
 
 
 @pytest.mark.parametrize(
