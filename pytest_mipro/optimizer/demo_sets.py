@@ -40,7 +40,7 @@ def check_strategy(value: object) -> DemoSetStrategy:
     """``value`` if it names a strategy; a ValueError naming the choices otherwise."""
     if value not in DEMO_SET_STRATEGIES:
         raise ValueError(f"demo_set_strategy={value!r} is not one of {', '.join(map(repr, DEMO_SET_STRATEGIES))}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def label_keys(examples: Sequence[Example]) -> tuple[str, ...]:
