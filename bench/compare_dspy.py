@@ -287,14 +287,19 @@ def _minus(a: Tally, b: Tally) -> Tally:
 def call_breakdown(task_calls: int, prompt_calls: int, trial_logs: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Where the calls of one optimization went: proposer, teacher runs and each kind of evaluation.
 
-    Trial logs count the task calls of each evaluation; the task calls outside them are the
-    teacher's bootstrap runs (and the proposer's program runs, if any).
+    A trial log's ``lm_calls`` is the run's count so far (task and prompt model), so a trial
+    made the difference to the one before. The first trial is taken to have paid for each of
+    its examples (cold cache); what came before it is the proposer's and the teacher's.
     """
     by_kind: dict[str, int] = {}
-    for trial in trial_logs:
+    before = None
+    for trial in sorted(trial_logs, key=lambda t: int(t["number"])):
         kind = str(trial["kind"]) + ("-pruned" if trial.get("pruned") else "")
-        by_kind[kind] = by_kind.get(kind, 0) + int(trial["lm_calls"])
-    return {"proposer": prompt_calls, "teacher": task_calls - sum(by_kind.values()), **dict(sorted(by_kind.items()))}
+        spent = int(trial["num_examples"]) if before is None else int(trial["lm_calls"]) - before
+        by_kind[kind] = by_kind.get(kind, 0) + spent
+        before = int(trial["lm_calls"])
+    teacher = task_calls - sum(by_kind.values())
+    return {"proposer": prompt_calls, "teacher": teacher, **dict(sorted(by_kind.items()))}
 
 
 # --- pytest_mipro ---------------------------------------------------------------------
