@@ -61,7 +61,14 @@ def pytest_mipro_lock_entry(target_name: str, entry: LockEntry) -> Mapping[str, 
     """
 
 
-@pytest.hookspec
+@pytest.hookspec(
+    warn_on_impl_args={
+        "record": DeprecationWarning(
+            "pytest_mipro_target_finished: the record argument is deprecated and will be removed in the next release; "
+            "use outcome (outcome.to_dict() for the same data as JSON)"
+        )
+    }
+)
 def pytest_mipro_target_finished(target_name: str, outcome: TargetOutcome, record: dict[str, object] | None) -> None:
     """Called after every target has been gated, checked or optimized, pass or fail.
 

@@ -47,7 +47,8 @@ from .optimizer.checkpoint import Checkpoint
 from .optimizer.evaluate import Evaluate
 from .optimizer.mipro import MIPROv2, OptimizationResult
 from .optimizer.presets import DEFAULT_MINIBATCH_SIZE, default_val_split
-from .optimizer.search import STUDY_SCHEMA, TrialKind, TrialLog, prefetch_valset
+from .optimizer.search import TrialLog, prefetch_valset
+from .optimizer.study import STUDY_SCHEMA, TrialKind
 from .outcome import HoldoutVerdict, Mode, Outcome, Selection, ShorterPick, TargetOutcome
 from .program import Module
 from .scoring import (

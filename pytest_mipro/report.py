@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from .fingerprint import describe
 from .gate import Judgement
 from .optimizer.evaluate import ExampleResult
-from .optimizer.search import TrialKind, TrialLog
+from .optimizer.search import TrialLog
+from .optimizer.study import TrialKind
 from .outcome import Mode, Selection, TargetOutcome, example_result_to_dict
 from .stats import RegressionResult
 

@@ -55,8 +55,6 @@ def _import_litellm() -> ModuleType:
     # last garbage collection walks at exit, in every process (each xdist worker too).
     # Freezing it at exit skips that walk; the OS frees the memory anyway.
     atexit.register(gc.freeze)
-    litellm.suppress_debug_info = True
-    litellm.drop_params = True  # providers ignore params they do not know instead of failing
     from . import fake, local
 
     register_provider(local.PROVIDER, local.LocalModelHandler())

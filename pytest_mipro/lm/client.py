@@ -215,8 +215,10 @@ class LM:
             request["seed"] = sample_id  # distinct samples where the provider honours seeds
         for attempt in range(self.num_retries + 1):
             try:
+                # drop_params per call (not litellm's global): a provider that does not know a
+                # parameter ignores it instead of failing, without changing the user's own calls.
                 response = litellm.completion(
-                    model=self.model, messages=messages, timeout=self.timeout, num_retries=0, **request
+                    model=self.model, messages=messages, timeout=self.timeout, num_retries=0, drop_params=True, **request
                 )
                 return _to_completion(litellm, response)
             except Exception as exc:  # any error: classified below

@@ -10,7 +10,6 @@ continues where the last one stopped instead of starting over.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -20,11 +19,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..example import Example
 from ..lm.client import Usage
+from .study import SearchStudy, open_storage
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 # How long the locking process waits for a helper still working on a sealed study before it
 # counts what was recorded so far (a helper finishes the trial in hand, then stops).
@@ -139,14 +141,9 @@ class Checkpoint:
         while any(_alive(mark) for mark in ledger.glob("busy-*")) and time.monotonic() < deadline:
             time.sleep(poll)
 
-    def storage(self) -> Any:
+    def storage(self) -> BaseStorage:
         """The Optuna storage: the given database URL, else a journal file in the folder."""
-        if self.storage_url:
-            return _open_database(self.storage_url)
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        return JournalStorage(JournalFileBackend(str(self.directory / "study.journal")))
+        return open_storage(self.directory / "study.journal", self.storage_url)
 
 
 def _alive(mark: Path) -> bool:
@@ -160,84 +157,16 @@ def _alive(mark: Path) -> bool:
     return True
 
 
-def _open_database(url: str, attempts: int = 5) -> Any:
-    """RDB storage; retried because processes starting together race to create the schema."""
-    from optuna.storages import RDBStorage
-
-    for attempt in range(attempts):
-        try:
-            return RDBStorage(url)
-        except Exception as exc:  # sqlalchemy and the drivers raise many kinds
-            if attempt == attempts - 1:
-                raise ConfigError(f"--mipro-storage {url!r}: cannot open the study storage: {exc}") from exc
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def load_candidates(study: Any) -> tuple[dict[str, list[str]], dict[str, list[list[Example]]]] | None:
-    """The candidate instructions and demo sets published in the study, if any (the first wins)."""
-    from optuna.trial import TrialState
-
-    published = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "candidates" in t.user_attrs
-    ]
-    if not published:
-        return None
-    data = json.loads(min(published, key=lambda t: t.number).user_attrs["candidates"])
-    demo_sets = {name: [[Example(d) for d in demos] for demos in sets] for name, sets in data["demo_sets"].items()}
-    return data["instructions"], demo_sets
-
-
-def publish_candidates(
-    study: Any, instructions: dict[str, list[str]], demo_sets: dict[str, list[list[Example]]]
-) -> tuple[dict[str, list[str]], dict[str, list[list[Example]]]]:
-    """Store candidates in the study, where every process and machine sharing it finds them.
-
-    They ride on a FAILED placeholder trial, which samplers ignore; trial numbers are
-    assigned by the storage, so when two machines publish at once both then read back
-    the same, lowest-numbered set. Returns the set to use.
-    """
-    import optuna
-
-    data = {
-        "instructions": instructions,
-        "demo_sets": {name: [[dict(d) for d in demos] for demos in sets] for name, sets in demo_sets.items()},
-    }
-    text = json.dumps(data, ensure_ascii=False, default=str)
-    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"candidates": text}))
-    loaded = load_candidates(study)
-    assert loaded is not None
-    return loaded
-
-
-def fail_stale_trials(study: Any, checkpoint: Checkpoint) -> int:
+def fail_stale_trials(study: SearchStudy, checkpoint: Checkpoint) -> int:
     """Mark trials left RUNNING by an interrupted run as failed; returns how many.
 
     Without this a killed worker's unfinished trials would count against the trial budget
-    forever. In a local journal, every process of a run shares the run id, so any other
-    run's RUNNING trial is dead. A database study is shared by runs on other machines that
-    may still be working, so there only trials running for longer than ``stale_after``
-    seconds count as dead.
-
-    Only the first process of a run looks: when a later one arrives, the run's own trials
-    are under way, and one just asked for carries no run id yet; it would look dead.
+    forever. Only the first process of a run looks: when a later one arrives, the run's own
+    trials are under way, and one just asked for carries no run id yet; it would look dead.
     """
-    from optuna.trial import TrialState
-
     if not checkpoint.claim("stale-trials-checked"):
         return 0
-    now = datetime.datetime.now()
-    stale = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if checkpoint.storage_url:
-            started = trial.datetime_start or now
-            if (now - started).total_seconds() > checkpoint.stale_after:
-                stale.append(trial)
-        elif trial.user_attrs.get("run_id") != checkpoint.run_id:
-            stale.append(trial)
-    for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL)
-    return len(stale)
+    return study.fail_stale(checkpoint.run_id, bool(checkpoint.storage_url), checkpoint.stale_after)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -19,13 +19,8 @@ from ..lm import LM, Budget, Usage, UsageCounter, default_lm
 from ..program import Module
 from ._threads import alongside
 from .bootstrap import Bootstrapper, DemoSets
+from .checkpoint import Checkpoint, fail_stale_trials
 from .demo_sets import DemoPicker, DemoSetStrategy, check_strategy
-from .checkpoint import (
-    Checkpoint,
-    fail_stale_trials,
-    load_candidates,
-    publish_candidates,
-)
 from .evaluate import Evaluate
 from .presets import (
     AUTO_PRESETS,
@@ -42,10 +37,10 @@ from .search import (
     SearchOutcome,
     SearchSettings,
     SearchSpace,
-    TrialKind,
     TrialLog,
     create_study,
 )
+from .study import SearchStudy, TrialKind
 
 log = logging.getLogger("pytest_mipro")
 
@@ -368,16 +363,17 @@ class _Run:
         """
         with checkpoint.setup_lock(on_wait=lambda: self.task_model.warm_up(background=True)):
             study = create_study(settings, checkpoint.storage(), checkpoint.study_name)
+            shared = SearchStudy(study)
             if not checkpoint.storage_url:
                 checkpoint.forget_old_claims()
-            stale = fail_stale_trials(study, checkpoint)
+            stale = fail_stale_trials(shared, checkpoint)
             if stale:
                 log.info("resuming: %d unfinished trial(s) of an interrupted run marked failed", stale)
-            saved = load_candidates(study)
+            saved = shared.load_candidates()
             if saved is None:
                 fresh = self._candidates(threads=(self.opt.num_threads or 1) * checkpoint.peers)
                 # Another machine may have published first; everyone uses the first published set.
-                saved = publish_candidates(study, fresh.instructions, fresh.demo_sets)
+                saved = shared.publish_candidates(fresh.instructions, fresh.demo_sets)
             space = self._space(*saved)
             search = self._searcher(space, settings)
         return space, search, search.run(study)

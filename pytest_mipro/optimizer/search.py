@@ -12,8 +12,6 @@ budget ends the search with the best program so far.
 
 from __future__ import annotations
 
-import datetime
-import enum
 import logging
 import random
 import time
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optuna import Study
+    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial, Trial
 
 from ..errors import BudgetExceeded
@@ -31,32 +30,25 @@ from ..example import Example
 from ..program import Module
 from ..stats import rate_bounds
 from .evaluate import Evaluate, EvaluationResult, ExampleResult, TooManyErrors
+from .study import (
+    EVALUATED,
+    WHOLE_VALSET,
+    SearchStudy,
+    TrialKind,
+    elapsed_of,
+    examples_scored,
+    is_pruned,
+    kind_of,
+    lm_calls_of,
+    new_study,
+    params_of,
+    progress_of,
+    value_of,
+)
 
 log = logging.getLogger("pytest_mipro")
 
 Combo = tuple[tuple[int, int], ...]  # per predictor: (instruction index, demo-set index)
-
-
-class TrialKind(enum.Enum):
-    """What a trial of the study evaluates (its ``kind`` user attribute).
-
-    The study is the search's database, shared by every process and kept for a resume, so
-    each trial says what it is in user attributes with a fixed schema: ``kind`` (a value
-    of this enum), ``pruned`` (racing stopped it before its last example), ``n`` (examples
-    scored), ``lm_calls``, ``elapsed``, ``run_id`` and ``worker``; ``claimed`` marks the
-    trials TPE asked for; a queued trial carries its ``params``. Bump ``STUDY_SCHEMA`` when
-    this changes, so no run resumes a study written in another schema.
-    """
-
-    BASELINE = "baseline"  # the unoptimized program, scored on the whole valset
-    MINIBATCH = "minibatch"  # a search trial on a seeded minibatch
-    FULL = "full"  # a whole-valset evaluation
-    QUEUED_FULL = "full-queued"  # a full evaluation queued for whichever process is free; FULL once run
-
-
-STUDY_SCHEMA = 2
-EVALUATED = (TrialKind.BASELINE, TrialKind.MINIBATCH, TrialKind.FULL)
-WHOLE_VALSET = (TrialKind.BASELINE, TrialKind.FULL)
 
 
 @dataclass(frozen=True)
@@ -111,15 +103,14 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [name for name, _ in self.program.named_predictors()]
 
-    def distributions(self) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution
-
-        dists = {}
+    def choices(self) -> dict[str, int]:
+        """Per search parameter, how many values it takes (instruction and demo-set indices)."""
+        counts = {}
         for i, name in enumerate(self.names):
-            dists[f"{i}_predictor_instruction"] = CategoricalDistribution(list(range(len(self.instructions[name]))))
+            counts[f"{i}_predictor_instruction"] = len(self.instructions[name])
             if self.search_demos:
-                dists[f"{i}_predictor_demos"] = CategoricalDistribution(list(range(max(1, len(self.demo_sets[name])))))
-        return dists
+                counts[f"{i}_predictor_demos"] = max(1, len(self.demo_sets[name]))
+        return counts
 
     def combo_from_params(self, params: dict[str, Any]) -> Combo:
         return tuple(
@@ -280,8 +271,8 @@ class BayesianSearch:
     _pool: ThreadPoolExecutor | None = None
     _started: float = field(default_factory=time.monotonic)
 
-    def run(self, study: Study | None = None) -> SearchOutcome:
-        study = study if study is not None else create_study(self.settings)
+    def run(self, optuna_study: Study | None = None) -> SearchOutcome:
+        study = SearchStudy(optuna_study if optuna_study is not None else create_study(self.settings))
         stopped = False
         try:
             while True:
@@ -299,7 +290,7 @@ class BayesianSearch:
                 self._pool = None
         return self.outcome(study, stopped)
 
-    def outcome(self, study: Study, stopped: bool = False) -> SearchOutcome:
+    def outcome(self, study: SearchStudy, stopped: bool = False) -> SearchOutcome:
         """The result so far, read from the study (the best full score wins; ties go to the earliest)."""
         full = _scores_by_kind(study, self.space, WHOLE_VALSET, pruned=False)
         baseline = self.space.baseline()
@@ -317,32 +308,24 @@ class BayesianSearch:
             stopped_by_budget=stopped,
         )
 
-    def ensure_baseline(self, study: Study) -> bool:
+    def ensure_baseline(self, study: SearchStudy) -> bool:
         """Queue the unoptimized program's full evaluation once per study; True if this queued it.
 
         dspy.MIPROv2 scores it first. Scored last, it races against the best program
         found: a baseline that cannot win (the usual case) costs a few examples, not the
         whole valset, and one that can is scored in full and kept when nothing beats it.
         """
-        from optuna.trial import TrialState
-
-        alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-        trials = study.get_trials(deepcopy=False, states=alive)
-        if any(_kind(t) is TrialKind.BASELINE for t in trials):
+        if study.has_baseline():
             return False
-        _enqueue(study, self.space.params_from_combo(self.space.baseline()), TrialKind.BASELINE)
+        study.enqueue(self.space.params_from_combo(self.space.baseline()), TrialKind.BASELINE)
         return True
 
-    def _claim_trial(self, study: Study) -> bool:
+    def _claim_trial(self, study: SearchStudy) -> bool:
         """Run the next trial if the study still needs one; False once it holds ``num_trials``."""
-        import optuna
-
-        if len(_claimed_trials(study)) >= self.settings.num_trials and not _waiting_trials(study):
+        if len(study.claimed()) >= self.settings.num_trials and not study.has_waiting():
             return False
-        trial = study.ask(self.space.distributions())
-        trial.set_user_attr("run_id", self.settings.run_id)
-        trial.set_user_attr("worker", self.settings.worker)
-        queued = _kind(trial)
+        trial = study.ask(self.space.choices(), self.settings.run_id, self.settings.worker)
+        queued = kind_of(trial)
         if queued is TrialKind.BASELINE:
             self._evaluate_trial(study, trial, self.space.baseline(), self._full_order(), TrialKind.BASELINE)
             return True
@@ -350,16 +333,15 @@ class BayesianSearch:
             self._evaluate_trial(study, trial, self.space.combo_from_params(trial.params), self._full_order(), TrialKind.FULL)
             return True
         kind = TrialKind.MINIBATCH if self.settings.minibatch else TrialKind.FULL
-        trial.set_user_attr("kind", kind.value)
-        trial.set_user_attr("claimed", True)
+        study.claim_for_search(trial, kind)
         if self._over_budget(study, trial.number):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.fail(trial)
             return False
         combo = self.space.combo_from_params(trial.params)
         self._evaluate_trial(study, trial, combo, self._batch(trial.number), kind, search_trial=True)
         return True
 
-    def _others_still_working(self, study: Study) -> bool:
+    def _others_still_working(self, study: SearchStudy) -> bool:
         """Wait while another process has a trial in flight; False once none has.
 
         A process that returned as soon as it could claim nothing would read the outcome
@@ -367,23 +349,16 @@ class BayesianSearch:
         are in the study. While waiting it keeps claiming: a queued full evaluation goes to
         whichever process is free.
         """
-        from optuna.trial import TrialState
-
-        now = datetime.datetime.now()
-        running = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if (now - (t.datetime_start or now)).total_seconds() < self.settings.stale_after
-        ]
+        running = study.running_for_less_than(self.settings.stale_after)
         if not running:
             return False
         # Full evaluations first: every process waits for them.
-        running.sort(key=lambda t: _kind(t) is not TrialKind.QUEUED_FULL)
+        running.sort(key=lambda t: kind_of(t) is not TrialKind.QUEUED_FULL)
         if not any(self._prefetch(study, trial) for trial in running):
             time.sleep(self.settings.poll_interval)
         return True
 
-    def _prefetch(self, study: Study, trial: FrozenTrial) -> bool:
+    def _prefetch(self, study: SearchStudy, trial: FrozenTrial) -> bool:
         """Score another process's running evaluation from the other end of its examples.
 
         The replies land in the shared response cache, where that process finds them when it
@@ -401,12 +376,12 @@ class BayesianSearch:
         if not config.current().cache or examples is None or trial.number in self._prefetched:
             return False
         self._prefetched.add(trial.number)
-        combo = self.space.combo_from_params(_trial_params(trial))
+        combo = self.space.combo_from_params(params_of(trial))
         prefetch_valset(
             self.evaluate,
             self.space.build(combo),
             examples,
-            wanted=lambda: _still_running(study, trial.number),
+            wanted=lambda: study.is_running(trial.number),
             claim=lambda uid: self.claim(f"trial-{trial.number}-{uid}"),
         )
         return True
@@ -421,16 +396,14 @@ class BayesianSearch:
         time, helping with them made 30% more calls than ``-n 0`` for a 1.3x shorter run;
         bench/parallel.py). Not the baseline: scored last and raced, it usually stops early.
         """
-        if _kind(trial) in (TrialKind.QUEUED_FULL, TrialKind.FULL):
+        if kind_of(trial) in (TrialKind.QUEUED_FULL, TrialKind.FULL):
             return self._full_order()
         return None
 
     def _evaluate_trial(
-        self, study: Study, trial: Trial, combo: Combo, examples: list[Example], kind: TrialKind, search_trial: bool = False
+        self, study: SearchStudy, trial: Trial, combo: Combo, examples: list[Example], kind: TrialKind, search_trial: bool = False
     ) -> None:
         """Race ``combo`` on ``examples`` and tell the study what it scored on what it saw."""
-        import optuna
-
         try:
             # The baseline wins ties (the outcome prefers it), so only a worse one stops early.
             result, pruned = self._race(
@@ -439,24 +412,21 @@ class BayesianSearch:
                 examples,
                 against_full_only=kind is not TrialKind.MINIBATCH,
                 keep_ties=kind is TrialKind.BASELINE,
-                on_progress=trial.report if self.settings.shared else None,
+                on_progress=(lambda mean, n: study.report_progress(trial, mean, n)) if self.settings.shared else None,
             )
-            trial.set_user_attr("kind", kind.value)
-            trial.set_user_attr("pruned", pruned)
-            for key, value in self._stats(result).items():
-                trial.set_user_attr(key, value)
+            study.label(trial, kind, pruned, self._stats(result))
             if search_trial:
                 # Queued before this trial is told, so no process sees an idle study in between.
                 self._queue_after_trial(study, combo, None if pruned else result.score)
         except BaseException:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.fail(trial)
             raise
         study.tell(trial, result.score)
         self._log(kind, pruned, combo, result, study)
 
-    def _over_budget(self, study: Study, number: int) -> bool:
+    def _over_budget(self, study: SearchStudy, number: int) -> bool:
         """Another process may have claimed the last trial between our count and our ask."""
-        earlier = [t for t in _claimed_trials(study) if t.number < number]
+        earlier = [t for t in study.claimed() if t.number < number]
         return len(earlier) >= self.settings.num_trials
 
     def _batch(self, trial_number: int) -> list[Example]:
@@ -478,16 +448,16 @@ class BayesianSearch:
             self._shuffled_valset = rng.sample(list(self.valset), len(self.valset))
         return list(self._shuffled_valset)
 
-    def _queue_after_trial(self, study: Study, combo: Combo, score: float | None) -> None:
+    def _queue_after_trial(self, study: SearchStudy, combo: Combo, score: float | None) -> None:
         """Queue the full eval when one is due, and the baseline after the last trial."""
-        finished = len(_finished_search_trials(study)) + 1  # this trial, not yet told
+        finished = len(study.finished_search_trials()) + 1  # this trial, not yet told
         last = finished >= self.settings.num_trials
         if self.settings.minibatch and (last or finished % self.settings.full_eval_steps == 0):
             self._queue_full_eval(study, combo, score)
         if last:
             self.ensure_baseline(study)
 
-    def _queue_full_eval(self, study: Study, combo: Combo, score: float | None) -> None:
+    def _queue_full_eval(self, study: SearchStudy, combo: Combo, score: float | None) -> None:
         """Queue a full eval of the best-averaging combination not fully evaluated or queued yet.
 
         The average is over its completed minibatch trials, this one included unless it was
@@ -496,16 +466,18 @@ class BayesianSearch:
         scores = _scores_by_kind(study, self.space, (TrialKind.MINIBATCH,), pruned=False)
         if score is not None:
             scores.setdefault(combo, []).append(score)
-        done = set(_scores_by_kind(study, self.space, WHOLE_VALSET)) | _queued_full(study, self.space)
+        done = set(_scores_by_kind(study, self.space, WHOLE_VALSET)) | {
+            self.space.combo_from_params(p) for p in study.queued_full_params()
+        }
         pending = {c: s for c, s in scores.items() if c not in done}
         if not pending:
             return  # every promising combination is already fully evaluated
         best = max(pending, key=lambda c: sum(pending[c]) / len(pending[c]))
-        _enqueue(study, self.space.params_from_combo(best), TrialKind.QUEUED_FULL)
+        study.enqueue(self.space.params_from_combo(best), TrialKind.QUEUED_FULL)
 
     def _race(
         self,
-        study: Study,
+        study: SearchStudy,
         combo: Combo,
         examples: Sequence[Example],
         against_full_only: bool,
@@ -558,7 +530,7 @@ class BayesianSearch:
             results.close()
         return self.memo.evaluate(self.evaluate, self.space, combo, examples), False
 
-    def _scored_elsewhere(self, study: Study, combo: Combo) -> set[str]:
+    def _scored_elsewhere(self, study: SearchStudy, combo: Combo) -> set[str]:
         """Examples ``combo`` was scored on by the study's finished evaluations of it.
 
         Whichever process ran them (another one, or this run before it was interrupted),
@@ -567,10 +539,10 @@ class BayesianSearch:
         the end count; one stopped early scored a prefix that cannot be reconstructed.
         """
         uids: set[str] = set()
-        for trial in _trials_of_kind(study, EVALUATED, pruned=False):
+        for trial in study.finished(EVALUATED, pruned=False):
             if self.space.combo_from_params(trial.params) != combo:
                 continue
-            examples = self._batch(trial.number) if _kind(trial) is TrialKind.MINIBATCH else self.valset
+            examples = self._batch(trial.number) if kind_of(trial) is TrialKind.MINIBATCH else self.valset
             uids.update(ex.uid for ex in examples)
         return uids
 
@@ -607,7 +579,7 @@ class BayesianSearch:
         mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
         return self._valset_bounds(mean, len(known))[1]
 
-    def _race_reference(self, study: Study, combo: Combo, full_only: bool) -> float:
+    def _race_reference(self, study: SearchStudy, combo: Combo, full_only: bool) -> float:
         """What another combination surely scores on the valset: the best lower bound in the study.
 
         A full eval gives an exact score; any other evaluation a lower bound from its
@@ -616,23 +588,23 @@ class BayesianSearch:
         """
         partial_counts = not full_only and self.settings.race_confidence is not None
         best = float("-inf")
-        for trial in _trials_of_kind(study, EVALUATED):
+        for trial in study.finished(EVALUATED):
             if self.space.combo_from_params(trial.params) == combo:
                 continue
-            n = int(trial.user_attrs.get("n", 0))
+            n = examples_scored(trial)
             if n >= len(self.valset) or partial_counts:
-                best = max(best, self._valset_bounds(_value(trial), n)[0])
+                best = max(best, self._valset_bounds(value_of(trial), n)[0])
         if partial_counts and self.settings.shared:
-            for score, n in _progress_of_running(study, self.space, combo):
+            for score, n in _progress_of_others(study, self.space, combo):
                 best = max(best, self._valset_bounds(score, n)[0])
         return best
 
-    def _stats(self, result: EvaluationResult) -> dict[str, Any]:
+    def _stats(self, result: EvaluationResult) -> dict[str, float | int]:
         """Kept on each trial so any process can rebuild the full trial log from the study."""
         return {"n": result.n, "lm_calls": self.count_calls(), "elapsed": round(time.monotonic() - self._started, 3)}
 
-    def _log(self, kind: TrialKind, pruned: bool, combo: Combo, result: EvaluationResult, study: Study) -> None:
-        full = [_value(t) for t in _trials_of_kind(study, WHOLE_VALSET, pruned=False)]
+    def _log(self, kind: TrialKind, pruned: bool, combo: Combo, result: EvaluationResult, study: SearchStudy) -> None:
+        full = [value_of(t) for t in study.finished(WHOLE_VALSET, pruned=False)]
         entry = TrialLog(
             number=len(self.trial_logs),
             kind=kind,
@@ -653,28 +625,23 @@ class BayesianSearch:
             self.on_trial(entry)
 
 
-def create_study(settings: SearchSettings, storage: Any = None, study_name: str | None = None) -> Study:
+def create_study(settings: SearchSettings, storage: BaseStorage | str | None = None, study_name: str | None = None) -> Study:
     """A maximizing study with a seeded multivariate TPE sampler; loads an existing one by name."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(
+    return new_study(
         seed=settings.seed if settings.sampler_seed is None else settings.sampler_seed,
-        multivariate=True,
         n_startup_trials=settings.n_startup_trials,
         constant_liar=settings.constant_liar,
-    )
-    return optuna.create_study(
-        direction="maximize", sampler=sampler, storage=storage, study_name=study_name, load_if_exists=True
+        storage=storage,
+        name=study_name,
     )
 
 
-def trial_logs_from_study(study: Study, space: SearchSpace) -> list[TrialLog]:
+def trial_logs_from_study(study: SearchStudy, space: SearchSpace) -> list[TrialLog]:
     """Every finished evaluation in the study, in order, with the best full score so far."""
     logs: list[TrialLog] = []
     best = float("-inf")
-    for trial in _trials_of_kind(study, EVALUATED):
-        kind, pruned, score = _kind(trial) or TrialKind.FULL, bool(trial.user_attrs.get("pruned")), _value(trial)
+    for trial in study.finished(EVALUATED):
+        kind, pruned, score = kind_of(trial) or TrialKind.FULL, is_pruned(trial), value_of(trial)
         if kind in WHOLE_VALSET and not pruned:
             best = max(best, score)
         logs.append(
@@ -684,29 +651,13 @@ def trial_logs_from_study(study: Study, space: SearchSpace) -> list[TrialLog]:
                 pruned=pruned,
                 params=space.params_from_combo(space.combo_from_params(trial.params)),
                 score=score,
-                num_examples=int(trial.user_attrs.get("n", 0)),
+                num_examples=examples_scored(trial),
                 best_full_score=best if best > float("-inf") else score,
-                lm_calls=int(trial.user_attrs.get("lm_calls", 0)),
-                elapsed=float(trial.user_attrs.get("elapsed", 0.0)),
+                lm_calls=lm_calls_of(trial),
+                elapsed=elapsed_of(trial),
             )
         )
     return logs
-
-
-def _claimed_trials(study: Study) -> list[Any]:
-    """Search trials (not the baseline, not added full evals) finished or in progress.
-
-    A trial another process has just asked for carries no attributes yet; it counts too,
-    or two processes could both take the last trial.
-    """
-    from optuna.trial import TrialState
-
-    states = (TrialState.COMPLETE, TrialState.RUNNING)
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if t.user_attrs.get("claimed") or (t.state == TrialState.RUNNING and "kind" not in t.user_attrs)
-    ]
 
 
 def prefetch_valset(
@@ -736,84 +687,21 @@ def prefetch_valset(
         evaluate(program, chunk)
 
 
-def _still_running(study: Study, number: int) -> bool:
-    from optuna.trial import TrialState
-
-    return any(t.number == number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-def _progress_of_running(study: Study, space: SearchSpace, combo: Combo) -> list[tuple[float, int]]:
+def _progress_of_others(study: SearchStudy, space: SearchSpace, combo: Combo) -> list[tuple[float, int]]:
     """(mean so far, examples scored) of the running evaluations of other combinations."""
-    from optuna.trial import TrialState
-
     progress = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.intermediate_values and space.combo_from_params(_trial_params(trial)) != combo:
-            n = max(trial.intermediate_values)
-            progress.append((float(trial.intermediate_values[n]), int(n)))
+    for trial in study.running():
+        reported = progress_of(trial)
+        if reported is not None and space.combo_from_params(params_of(trial)) != combo:
+            progress.append(reported)
     return progress
 
 
-def _queued_full(study: Study, space: SearchSpace) -> set[Combo]:
-    """Combinations whose full evaluation is queued or running."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
-    return {space.combo_from_params(_trial_params(t)) for t in trials if _kind(t) is TrialKind.QUEUED_FULL}
-
-
-def _enqueue(study: Study, params: dict[str, int], kind: TrialKind) -> None:
-    """Queue a trial of ``kind`` for ``params``; the parameters are kept as a user attribute
-    too, since Optuna shows a queued trial's parameters only once a process suggests them."""
-    study.enqueue_trial(params, user_attrs={"kind": kind.value, "params": dict(params)})
-
-
-def _value(trial: FrozenTrial) -> float:
-    """A finished trial's score (every COMPLETE trial has one)."""
-    if trial.value is None:
-        raise ValueError(f"trial {trial.number} is complete but has no value")
-    return float(trial.value)
-
-
-def _kind(trial: FrozenTrial | Trial) -> TrialKind | None:
-    """A trial's kind; None for one just asked for, not yet labelled."""
-    value = trial.user_attrs.get("kind")
-    return TrialKind(value) if value is not None else None
-
-
-def _trial_params(trial: FrozenTrial) -> dict[str, Any]:
-    """A trial's parameters, also for a queued trial another process has taken but not yet started."""
-    return dict(trial.params) or dict(trial.user_attrs.get("params", {}))
-
-
-def _finished_search_trials(study: Study) -> list[Any]:
-    """Completed trials TPE asked for (not the baseline, not the full evals queued between them)."""
-    from optuna.trial import TrialState
-
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("claimed")]
-
-
-def _waiting_trials(study: Study) -> list[Any]:
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-
-
-def _trials_of_kind(study: Study, kinds: tuple[TrialKind, ...], pruned: bool | None = None) -> list[FrozenTrial]:
-    """Finished trials of the given kinds; only pruned ones, or only complete ones, unless ``pruned`` is None."""
-    from optuna.trial import TrialState
-
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if _kind(t) in kinds and (pruned is None or bool(t.user_attrs.get("pruned")) == pruned)
-    ]
-
-
 def _scores_by_kind(
-    study: Study, space: SearchSpace, kinds: tuple[TrialKind, ...], pruned: bool | None = None
+    study: SearchStudy, space: SearchSpace, kinds: tuple[TrialKind, ...], pruned: bool | None = None
 ) -> dict[Combo, list[float]]:
+    """Scores of the finished trials of ``kinds``, by combination, in trial order."""
     scores: dict[Combo, list[float]] = {}
-    for trial in _trials_of_kind(study, kinds, pruned):
-        scores.setdefault(space.combo_from_params(trial.params), []).append(_value(trial))
+    for trial in study.finished(kinds, pruned):
+        scores.setdefault(space.combo_from_params(trial.params), []).append(value_of(trial))
     return scores

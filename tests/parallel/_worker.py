@@ -42,7 +42,7 @@ def main(cfg: dict) -> None:
     register_fake_model("worker-prompt", lambda m, p: "Classify the food as fruit or vegetable.")
     data = [pm.Example(food=f"{w} {i}", kind=k).with_inputs("food") for i in range(6) for w, k in LABELS.items()]
     checkpoint = Checkpoint(cfg["dir"], storage_url=cfg.get("storage"), run_id=cfg["run_id"], worker=cfg.get("worker", 0))
-    own_trials: list[str] = []
+    own_trials: list[str] = []  # labels: kind, with -pruned when racing stopped it
     optimizer = pm.MIPROv2(
         metric=lambda ex, pred, trace=None: pred.kind == ex.kind,
         task_model=pm.LM("fake/worker-task", num_retries=0),
@@ -50,7 +50,7 @@ def main(cfg: dict) -> None:
         auto=None,
         num_candidates=4,
         checkpoint=checkpoint,
-        on_trial=lambda t: own_trials.append(t.kind),
+        on_trial=lambda t: own_trials.append(t.label),
     )
     with pm.configure(cache=False):
         program = optimizer.compile(
@@ -63,7 +63,7 @@ def main(cfg: dict) -> None:
         )
     result = {
         "score": program.score,
-        "own_minibatch_trials": sum(kind.startswith("minibatch") for kind in own_trials),
+        "own_minibatch_trials": sum(label.startswith("minibatch") for label in own_trials),
         "task_calls": counter.calls,
         "logged_minibatch_trials": sum(t["kind"] == "minibatch" for t in program.trial_logs),
     }

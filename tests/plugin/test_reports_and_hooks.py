@@ -87,8 +87,9 @@ def test_deprecated_hook_forms_still_work_for_one_release(project: Project) -> N
     conftest.write_text(conftest.read_text() + DEPRECATED_HOOKS)
 
     result = project.run("--mipro-optimize", "-W", "always::DeprecationWarning")
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1, warnings=2)
     result.stdout.fnmatch_lines(["*DeprecationWarning: pytest_mipro_lock_entry: filling entry.extra is deprecated*"])
+    result.stdout.fnmatch_lines(["*DeprecationWarning: pytest_mipro_target_finished: the record argument is deprecated*"])
     project.run().assert_outcomes(passed=1)
 
     assert project.lock()["targets"]["food"]["extra"] == {"reviewed_by": "old hook"}

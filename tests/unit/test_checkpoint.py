@@ -7,7 +7,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from pytest_mipro.lm import Usage
 from pytest_mipro.optimizer.checkpoint import Checkpoint, fail_stale_trials
+from pytest_mipro.optimizer.study import SearchStudy
 
 
 def _study(checkpoint: Checkpoint) -> optuna.Study:
@@ -20,10 +22,10 @@ def test_the_first_process_of_a_run_fails_a_dead_runs_trials_and_later_ones_touc
     first, second = Checkpoint(tmp_path, run_id="new"), Checkpoint(tmp_path, run_id="new")
     study = _study(first)
 
-    assert fail_stale_trials(study, first) == 1
+    assert fail_stale_trials(SearchStudy(study), first) == 1
     fresh = study.ask()  # the first process's trial, before it is tagged with the run id
 
-    assert fail_stale_trials(study, second) == 0  # a worker arriving late: it is not dead
+    assert fail_stale_trials(SearchStudy(study), second) == 0  # a worker arriving late: it is not dead
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states == {dead.number: TrialState.FAIL, fresh.number: TrialState.RUNNING}
 
@@ -47,3 +49,38 @@ def test_the_setup_lock_calls_on_wait_only_when_another_process_holds_it(tmp_pat
         pass
     assert holder.wait(timeout=30) == 0
     assert waited == ["second"]
+
+
+def test_the_run_spending_adds_up_every_process_and_the_seal_turns_late_helpers_away(tmp_path: Path) -> None:
+    locking, helper = Checkpoint(tmp_path, run_id="r"), Checkpoint(tmp_path, run_id="r")
+    with helper.helping() as wanted:
+        assert wanted
+        helper.record_spending(Usage(calls=3, cost=0.5))
+    locking.record_spending(Usage(calls=10, cache_hits=2))
+    locking.seal_and_wait_for_helpers(timeout=5)
+
+    assert locking.total_spending() == Usage(calls=13, cache_hits=2, cost=0.5)
+    with helper.helping() as wanted:
+        assert not wanted  # the entry is being built: nothing left to help with
+    assert Checkpoint(tmp_path, run_id="next").total_spending() == Usage()  # another run starts from zero
+
+
+def test_sealing_waits_for_a_helper_at_work_but_not_for_a_dead_one(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    locking, helper = Checkpoint(tmp_path, run_id="r"), Checkpoint(tmp_path, run_id="r")
+    (locking.directory / "claims" / "r" / "spending").mkdir(parents=True)
+    (locking.directory / "claims" / "r" / "spending" / "busy-999999999-dead").touch()  # a killed helper's mark
+
+    def help_a_while() -> None:
+        with helper.helping():
+            time.sleep(0.5)
+            helper.record_spending(Usage(calls=4))
+
+    worker = threading.Thread(target=help_a_while)
+    worker.start()
+    time.sleep(0.1)
+    locking.seal_and_wait_for_helpers(timeout=30)
+    assert locking.total_spending().calls == 4  # waited for the live helper, ignored the dead one
+    worker.join()

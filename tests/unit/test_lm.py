@@ -345,3 +345,28 @@ def test_usage_is_a_value_that_adds_and_subtracts() -> None:
     assert Usage.from_dict(after.to_dict()) == after and Usage.from_dict({"calls": 2}) == Usage(calls=2)
     with pytest.raises(FrozenInstanceError):
         after.calls = 0  # type: ignore[misc]
+
+
+def test_loading_litellm_through_us_leaves_its_global_settings_alone() -> None:
+    """drop_params is passed per call: the user's own litellm calls keep litellm's defaults."""
+    code = (
+        "import litellm\n"
+        "before = (litellm.drop_params, litellm.suppress_debug_info)\n"
+        "from pytest_mipro.lm._litellm import get_litellm\n"
+        "from pytest_mipro.lm import LM, register_fake_model\n"
+        "get_litellm()\n"
+        "register_fake_model('echo', lambda messages, params: 'ok')\n"
+        "reply = LM('fake/echo', cache=False, frequency_penalty=0.5).complete([{'role': 'user', 'content': 'hi'}]).text\n"
+        "print(before == (litellm.drop_params, litellm.suppress_debug_info), reply)\n"
+    )
+    assert _in_a_fresh_interpreter(code).split() == ["True", "ok"]
+
+
+def test_importing_the_plugin_sets_no_environment_variable() -> None:
+    import subprocess
+    import sys
+
+    code = "import os\nimport pytest_mipro.plugin\nprint('LITELLM_LOCAL_MODEL_COST_MAP' in os.environ)\n"
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    assert done.stdout.strip() == "False"

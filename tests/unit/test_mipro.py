@@ -9,7 +9,7 @@ import pytest
 
 from pytest_mipro import ChainOfThought, Example, MIPROv2, Module, Predict, Prediction, configure
 from pytest_mipro.optimizer.presets import AUTO_PRESETS, num_trials_for
-from pytest_mipro.optimizer.search import TrialKind
+from pytest_mipro.optimizer.study import TrialKind
 
 from ._tasks import RULE, WORDS, InFlight, asked_for, exact_match, fields_of, foods, partly_right, prompt_answer, task_answer
 

@@ -15,7 +15,8 @@ from pytest_mipro.fingerprint import Fingerprint
 from pytest_mipro.gate import GateStats, Judgement
 from pytest_mipro.lockfile import Counts, ExampleScores, LockEntry, PredictorLock
 from pytest_mipro.optimizer.evaluate import ExampleResult
-from pytest_mipro.optimizer.search import TrialKind, TrialLog
+from pytest_mipro.optimizer.search import TrialLog
+from pytest_mipro.optimizer.study import TrialKind
 from pytest_mipro.outcome import HoldoutVerdict, Mode, Outcome, Selection, ShorterPick, TargetOutcome
 from pytest_mipro.report import json_report
 from pytest_mipro.scoring import Evaluation

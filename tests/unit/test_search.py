@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, Evaluate, Example, Predict, configure, context
-from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, TrialKind, create_study
+from pytest_mipro.optimizer.search import BayesianSearch, ScoreMemo, SearchSettings, SearchSpace, create_study
+from pytest_mipro.optimizer.study import SearchStudy, TrialKind
 
 from ._tasks import RULE, WORDS, InFlight, exact_match, fields_of, foods, num_demos, partly_right, task_answer
 
@@ -45,6 +46,13 @@ def search(task: Any, **settings: Any) -> BayesianSearch:
 def trials(study: Any, label: str) -> list[Any]:
     """Finished trials by label: a kind, with ``-pruned`` for the ones racing stopped."""
     return [t for t in study.trials if t.value is not None and label_of(t) == label]
+
+
+def distributions(space: SearchSpace) -> dict[str, Any]:
+    """The Optuna distributions of a search space, for tests that ask the study directly."""
+    from optuna.distributions import CategoricalDistribution
+
+    return {name: CategoricalDistribution(list(range(n))) for name, n in space.choices().items()}
 
 
 def label_of(trial: Any) -> str:
@@ -341,7 +349,7 @@ def test_a_candidate_past_max_errors_stops_like_a_loser_and_the_search_goes_on(f
 
 def test_zero_shot_space_searches_instructions_only() -> None:
     zero = space(search_demos=False)
-    assert set(zero.distributions()) == {"0_predictor_instruction"}
+    assert set(zero.choices()) == {"0_predictor_instruction"}
     assert zero.params_from_combo(((2, 0),)) == {"0_predictor_instruction": 2}
     assert zero.combo_from_params({"0_predictor_instruction": 2}) == ((2, 0),)
 
@@ -392,18 +400,17 @@ def test_prefetch_scores_from_the_back_skips_claimed_examples_and_stops_when_no_
 
 def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet_started(fake_model: Any, tmp_path: Any) -> None:
     from pytest_mipro.optimizer.checkpoint import Checkpoint
-    from pytest_mipro.optimizer.search import _enqueue
 
     task = fake_model(task_answer)
     runner = search(task)
     runner.claim = Checkpoint(tmp_path, run_id="r").claim
     study = create_study(runner.settings)
-    _enqueue(study, runner.space.params_from_combo(((1, 2),)), TrialKind.QUEUED_FULL)
+    SearchStudy(study).enqueue(runner.space.params_from_combo(((1, 2),)), TrialKind.QUEUED_FULL)
     study.ask()  # another process took it; its params arrive when that process suggests them
     (taken,) = study.get_trials(deepcopy=False)
     assert taken.params == {}
 
-    assert runner._prefetch(study, taken)  # scores the queued combination, no KeyError
+    assert runner._prefetch(SearchStudy(study), taken)  # scores the queued combination, no KeyError
 
     assert task.calls == len(runner.valset)
     assert all(RULE in messages[0]["content"] for messages in task.messages)  # instruction 1
@@ -420,13 +427,13 @@ def test_an_idle_process_helps_with_full_evaluations_but_not_with_minibatch_tria
     study = create_study(runner.settings)
     kinds = ("baseline", "minibatch", "full")
     for kind in kinds:  # other processes' trials, still running
-        study.ask(runner.space.distributions()).set_user_attr("kind", kind)
+        study.ask(distributions(runner.space)).set_user_attr("kind", kind)
 
     baseline_trial, minibatch_trial, full_trial = study.get_trials(deepcopy=False)
-    assert not runner._prefetch(study, baseline_trial)
-    assert not runner._prefetch(study, minibatch_trial)
+    assert not runner._prefetch(SearchStudy(study), baseline_trial)
+    assert not runner._prefetch(SearchStudy(study), minibatch_trial)
     assert task.calls == 0
-    assert runner._prefetch(study, full_trial)
+    assert runner._prefetch(SearchStudy(study), full_trial)
     asked = [fields_of(messages[-1])["item"] for messages in task.messages]
     assert asked == [ex.item for ex in reversed(runner._full_order())]  # the full evaluation's order, from the back
 
@@ -438,9 +445,9 @@ def test_a_race_starts_with_the_examples_another_process_already_scored_the_comb
     study = create_study(runner.settings)
     combo = ((1, 2),)
     study.enqueue_trial(runner.space.params_from_combo(combo))
-    trial = study.ask(runner.space.distributions())
+    trial = study.ask(distributions(runner.space))
     trial.set_user_attr("claimed", True)
-    other._evaluate_trial(study, trial, combo, other._batch(trial.number), TrialKind.MINIBATCH, search_trial=True)
+    other._evaluate_trial(SearchStudy(study), trial, combo, other._batch(trial.number), TrialKind.MINIBATCH, search_trial=True)
     calls_before = task.calls
 
     scored: list[str] = []
@@ -451,7 +458,7 @@ def test_a_race_starts_with_the_examples_another_process_already_scored_the_comb
         return iterate(program, examples, *args, **kwargs)
 
     runner.evaluate.iterate = recording  # type: ignore[method-assign]
-    result, pruned = runner._race(study, combo, runner._full_order(), against_full_only=True)
+    result, pruned = runner._race(SearchStudy(study), combo, runner._full_order(), against_full_only=True)
 
     batch = {ex.uid for ex in other._batch(trial.number)}
     assert not pruned and result.score == 1.0
@@ -492,9 +499,9 @@ def test_in_a_shared_study_a_race_stops_on_the_progress_another_process_reports(
         runner = search(fake_model(task_answer), shared=shared)
         study = create_study(runner.settings)
         study.enqueue_trial(runner.space.params_from_combo(WINNER))
-        elsewhere = study.ask(runner.space.distributions())  # still running in "another process"
+        elsewhere = study.ask(distributions(runner.space))  # still running in "another process"
         elsewhere.report(1.0, 10)
-        result, pruned = runner._race(study, LOSER, list(runner.valset), against_full_only=False)
+        result, pruned = runner._race(SearchStudy(study), LOSER, list(runner.valset), against_full_only=False)
         stopped_at[shared] = (result.n, pruned)
     assert stopped_at[False] == (len(runner.valset), False)  # nothing finished to race against
     n, pruned = stopped_at[True]
@@ -512,7 +519,7 @@ def _finishing_a_winner_on_the_third_call(holder: dict[str, Any]) -> Any:
             runner, study = holder["runner"], holder["study"]
             trial = optuna.trial.create_trial(
                 params=runner.space.params_from_combo(WINNER),
-                distributions=runner.space.distributions(),
+                distributions=distributions(runner.space),
                 value=1.0,
                 user_attrs={"kind": "full", "n": len(runner.valset)},
             )
@@ -529,7 +536,7 @@ def test_in_a_shared_study_a_race_rereads_what_other_processes_finished_meanwhil
         runner = search(fake_model(_finishing_a_winner_on_the_third_call(holder)), shared=shared, poll_interval=0.0)
         study = create_study(runner.settings)
         holder.update(runner=runner, study=study)
-        result, pruned = runner._race(study, LOSER, list(runner.valset), against_full_only=True)
+        result, pruned = runner._race(SearchStudy(study), LOSER, list(runner.valset), against_full_only=True)
         stopped_at[shared] = (result.n, pruned)
     assert stopped_at[False] == (len(runner.valset), False)  # read once, before the winner existed
     assert stopped_at[True][1] and stopped_at[True][0] < len(runner.valset)
