@@ -654,6 +654,9 @@ def _run_from_dict(run: dict[str, Any]) -> RunResult:
     names = {f for f in RunResult.__dataclass_fields__}
     values = {k: v for k, v in run.items() if k in names}
     values["unoptimized"], values["optimized"] = TestScore(**run["unoptimized"]), TestScore(**run["optimized"])
+    trial_logs = run.get("program", {}).get("_trial_logs")
+    if trial_logs:  # recomputed: runs saved before the breakdown took differences have it wrong
+        values["breakdown"] = call_breakdown(run["task_calls"], run["prompt_calls"], trial_logs)
     return RunResult(**values)
 
 
