@@ -4,12 +4,14 @@ A fake model with a fixed latency per call stands in for a hosted API, so the nu
 how well the optimizer overlaps waiting, not how fast a model is. One single-predictor
 target at the light preset, on 200 labeled examples (DSPy's suggested minimum for MIPROv2;
 a quarter is held out and the preset validates on its full 100); for each of -n 0/2/4 and
-1/8 threads, over several seeds: wall time, LM calls, the LM-latency bound
-(calls x latency / concurrency) and the final validation score.
+1/8 threads, over several seeds: wall time, LM calls (and how many more than -n 0 made:
+parallel runs should not raise the bill), the LM-latency bound (calls x latency /
+concurrency) and the final validation score.
 
     python bench/parallel.py                  # full table (about 6 minutes on 2 cores)
     python bench/parallel.py --examples 120   # a smaller task: fixed start-up weighs more
     python bench/parallel.py --quick          # one seed, fewer configurations
+    python bench/parallel.py --latency 0.5 --grid-workers 0,4 --grid-threads 1   # what -n 4 costs
     python bench/parallel.py --timeline -n 0 --threads 8 --seeds 2   # where one run's time goes
 """
 
@@ -171,6 +173,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
                         help=f"labeled examples (a multiple of {FOODS}); a quarter is held out, the light preset validates on up to 100")
     parser.add_argument("--quick", action="store_true", help="one seed; -n 0 and 4 only")
+    parser.add_argument("--grid-threads", default="1,8", help="comma-separated --mipro-threads of the table")
+    parser.add_argument("--grid-workers", default="0,2,4", help="comma-separated -n of the table (--quick: 0,4)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "parallel.json")
     parser.add_argument("--timeline", action="store_true", help="one run (-n, --threads, first seed) with its calls over time")
     parser.add_argument("-n", dest="workers", type=int, default=0, help="xdist workers, with --timeline")
@@ -180,7 +184,8 @@ def main() -> None:
         show_timeline(args.workers, args.threads, args.seeds[0], args.latency, args.jitter, args.examples)
         return
     seeds = args.seeds[:1] if args.quick else args.seeds
-    grid = [(n, t) for n in ((0, 4) if args.quick else (0, 2, 4)) for t in (1, 8)]
+    workers = (0, 4) if args.quick else tuple(int(n) for n in args.grid_workers.split(","))
+    grid = [(n, int(t)) for n in workers for t in args.grid_threads.split(",")]
     rows = []
     for workers, threads in grid:
         runs = [run_once(workers, threads, seed, args.latency, args.jitter, examples=args.examples) for seed in seeds]
@@ -201,12 +206,13 @@ def main() -> None:
         + "\n"
     )
     print(textwrap.dedent("""
-        | -n | threads | wall time (s) | LM calls | latency bound (s) | final val score | speed-up vs -n 0 |
-        |---|---|---|---|---|---|---|"""))
-    serial = {r["threads"]: r["wall_s"] for r in rows if r["workers"] == 0}
+        | -n | threads | wall time (s) | LM calls | extra calls vs -n 0 | latency bound (s) | final val score | speed-up vs -n 0 |
+        |---|---|---|---|---|---|---|---|"""))
+    serial = {r["threads"]: r for r in rows if r["workers"] == 0}
     for r in rows:
-        speedup = serial[r["threads"]] / r["wall_s"]
-        print(f"| {r['workers']} | {r['threads']} | {r['wall_s']:.1f} | {r['calls']:.0f} | "
+        speedup = serial[r["threads"]]["wall_s"] / r["wall_s"]
+        extra = r["calls"] / serial[r["threads"]]["calls"] - 1
+        print(f"| {r['workers']} | {r['threads']} | {r['wall_s']:.1f} | {r['calls']:.0f} | {extra:+.0%} | "
               f"{r['latency_bound_s']:.1f} | {r['score']:.3f} | {speedup:.2f}x |")
 
 

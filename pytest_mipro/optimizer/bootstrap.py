@@ -22,6 +22,7 @@ from ..errors import BudgetExceeded
 from ..example import Example
 from ..program import Module, TraceStep
 from ._threads import run_in_threads
+from .demo_sets import DemoPicker
 from .evaluate import TooManyErrors, metric_score
 
 DemoSets = dict[str, list[list[Example]]]  # predictor name -> candidate demo sets
@@ -49,6 +50,7 @@ class Bootstrapper:
     max_errors: int = 10
     rng: random.Random = field(default_factory=random.Random)
     num_threads: int = 1
+    picker: DemoPicker | None = None  # None: dspy's random picks
     teacher_calls: int = 0
     _runs: dict[str, TeacherRun] = field(default_factory=dict)
     _errors: int = 0
@@ -74,15 +76,19 @@ class Bootstrapper:
         if index == 1 and self.max_labeled > 0:
             return self._labeled(self.max_labeled, random.Random(0))
         if index == 2 and max_bootstrapped > 0:
-            return self.bootstrap(list(self.trainset), max_bootstrapped)
-        shuffled = list(self.trainset)
-        self.rng.shuffle(shuffled)
+            return self.bootstrap(self._picker().walk(self.trainset, None), max_bootstrapped)
+        shuffled = self._picker().walk(self.trainset, self.rng)
         if max_bootstrapped <= 0:
             return self._labeled(self.max_labeled, self.rng)
         return self.bootstrap(shuffled, self.rng.randint(1, max_bootstrapped))
 
+    def _picker(self) -> DemoPicker:
+        if self.picker is None:
+            self.picker = DemoPicker(self.trainset)
+        return self.picker
+
     def _labeled(self, k: int, rng: random.Random) -> dict[str, list[Example]]:
-        chosen = rng.sample(list(self.trainset), min(k, len(self.trainset)))
+        chosen = self._picker().labeled(self.trainset, k, rng)
         return {name: list(chosen) for name, _ in self.student.named_predictors()}
 
     def bootstrap(self, order: Sequence[Example], max_bootstrapped: int) -> dict[str, list[Example]]:
@@ -105,8 +111,9 @@ class Bootstrapper:
                     augmented[name].append(demo)
         rest = [ex for ex in order if ex.uid not in used]
         n_raw = max(0, self.max_labeled - successes)
-        raw = random.Random(0).sample(rest, min(n_raw, len(rest)))
-        return {name: demos + raw for name, demos in augmented.items()}
+        picker = self._picker()
+        raw = picker.fill(next(iter(augmented.values()), []), rest, n_raw)
+        return {name: picker.arrange(demos + raw) for name, demos in augmented.items()}
 
     def _prefetch(self, examples: Sequence[Example]) -> None:
         """Run the teacher on several examples at once; results are consumed in order afterwards.

@@ -20,6 +20,7 @@ from ..program import Module
 from ._threads import alongside
 from .bootstrap import Bootstrapper, DemoSets
 from .checkpoint import Checkpoint, fail_stale_trials
+from .demo_sets import DemoPicker, DemoSetStrategy, check_strategy
 from .evaluate import Evaluate
 from .presets import (
     AUTO_PRESETS,
@@ -123,7 +124,10 @@ class MIPROv2:
     :class:`TrialLog`) and ``race_confidence``: every evaluation stops once its candidate
     is, at this one-sided confidence, worse on the valset than the best so far (None stops
     only where that is certain, which never changes the result; "auto" takes the preset's:
-    0.85 for light, 0.95 otherwise). Scores are fractions in [0, 1].
+    0.85 for light, 0.95 otherwise) and ``demo_set_strategy``: ``"random"`` (dspy's) or
+    ``"cover_labels"`` (on classification tasks, demo sets drawn across the labels and not
+    ending on their most frequent one; see ``optimizer/demo_sets.py``). Scores are fractions
+    in [0, 1].
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class MIPROv2:
         on_trial: Callable[[TrialLog], None] | None = None,
         checkpoint: Checkpoint | None = None,
         race_confidence: float | Literal["auto"] | None = "auto",
+        demo_set_strategy: DemoSetStrategy = "random",
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -178,6 +183,7 @@ class MIPROv2:
         ):
             raise ValueError(f"race_confidence must be 'auto', None or in [0.5, 1), got {race_confidence!r}.")
         self.race_confidence = race_confidence
+        self.demo_set_strategy = check_strategy(demo_set_strategy)
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
 
@@ -412,6 +418,7 @@ class _Run:
             max_errors=10 if self.opt.max_errors is None else self.opt.max_errors,
             rng=self.rng,
             num_threads=threads,
+            picker=DemoPicker(plan.trainset, self.opt.demo_set_strategy),
         )
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)

@@ -416,34 +416,26 @@ def test_prefetch_reads_a_queued_full_eval_another_process_has_taken_but_not_yet
     assert all(RULE in messages[0]["content"] for messages in task.messages)  # instruction 1
 
 
-def test_an_idle_process_scores_another_process_s_running_minibatch_from_its_back_while_many_rounds_are_left(
+def test_an_idle_process_helps_with_full_evaluations_but_not_with_minibatch_trials_racing_may_throw_away(
     fake_model: Any, tmp_path: Any
 ) -> None:
     from pytest_mipro.optimizer.checkpoint import Checkpoint
-    from pytest_mipro.optimizer.search import HELP_ROUNDS
 
     task = fake_model(task_answer)
-    runner = search(task, minibatch_size=HELP_ROUNDS + 2)  # one call at a time: a round per example
+    runner = search(task, minibatch_size=10)
     runner.claim = Checkpoint(tmp_path, run_id="r").claim
     study = create_study(runner.settings)
-    baseline = study.ask(distributions(runner.space))
-    baseline.set_user_attr("kind", "baseline")
-    almost_done, running = study.ask(distributions(runner.space)), study.ask(distributions(runner.space))
-    for trial in (almost_done, running):  # other processes' search trials, still running
-        trial.set_user_attr("kind", "minibatch")
-    almost_done.report(0.5, 3)  # HELP_ROUNDS - 1 examples left
-    running.report(0.5, 2)
+    kinds = ("baseline", "minibatch", "full")
+    for kind in kinds:  # other processes' trials, still running
+        study.ask(distributions(runner.space)).set_user_attr("kind", kind)
 
-    baseline_trial, almost_done_trial, running_trial = study.get_trials(deepcopy=False)
+    baseline_trial, minibatch_trial, full_trial = study.get_trials(deepcopy=False)
     assert not runner._prefetch(SearchStudy(study), baseline_trial)
-    assert not runner._prefetch(SearchStudy(study), almost_done_trial)
+    assert not runner._prefetch(SearchStudy(study), minibatch_trial)
     assert task.calls == 0
-    assert runner._prefetch(SearchStudy(study), running_trial)
+    assert runner._prefetch(SearchStudy(study), full_trial)
     asked = [fields_of(messages[-1])["item"] for messages in task.messages]
-    assert asked == [ex.item for ex in reversed(runner._batch(running.number))]  # the trial's own minibatch
-
-    runner.evaluate.num_threads = 2  # now the owner has HELP_ROUNDS / 2 rounds left: not worth it
-    assert not runner._examples_of(study.get_trials(deepcopy=False)[2])
+    assert asked == [ex.item for ex in reversed(runner._full_order())]  # the full evaluation's order, from the back
 
 
 def test_a_race_starts_with_the_examples_another_process_already_scored_the_combination_on(fake_model: Any) -> None:
