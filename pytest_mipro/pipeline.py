@@ -477,7 +477,7 @@ def _holdout_check(
     same = same_prompts(pick.program, incumbent)
     old = new if same else evaluate_program(target, incumbent, split.examples, run)
     spent = new.counts if same else new.counts + old.counts
-    decision = holdout_decision(new.scores, old.scores)
+    decision = holdout_decision(*_paired(new, old))
     adopted = same or decision.adopt
     if not adopted:
         kept = evaluate_program(target, incumbent, valset, run)
@@ -496,6 +496,14 @@ def _holdout_check(
     locked = new if adopted else old
     other = decision.old_score if adopted else decision.new_score
     return pick, verdict, _holdout_lock(locked, split.source, verdict, other), spent
+
+
+def _paired(new: Evaluation, old: Evaluation) -> tuple[list[float], list[float]]:
+    """Both evaluations' scores on the examples both scored (a provider error leaves one out)."""
+    theirs = old.score_by_id()
+    ids = [uid for uid in new.ids if uid in theirs]
+    mine = new.score_by_id()
+    return [mine[uid] for uid in ids], [theirs[uid] for uid in ids]
 
 
 def current_program(target: Target, current: LockEntry | None, run: RunConfig) -> tuple[Module, str]:
@@ -595,7 +603,10 @@ def optimize(
     split = split_holdout(target)
     searched = search(split.search, run, plan_search(split.search, run), hooks.trial_finished)
     selected = select(target, split, searched, current, run)
-    entry = lock_entry(target, run, searched, selected, _total_counts(searched, selected), hooks.lock_extra)
+    spent = _total_counts(searched, selected)
+    entry = lock_entry(target, run, searched, selected, spent, hooks.lock_extra)
+    if current is not None and _degraded(searched, selected) and entry.predictors == current.predictors:
+        entry = current  # a run with provider errors keeps the entry as it was, never rescored
     evaluation = selected.pick.evaluation
     judgement = judge([[s] for s in evaluation.scores], threshold=target.threshold, before=None, min_drop=judging.min_drop)
     outcome, message = _verdict(target.name, judgement, evaluation, "marker", judging)
@@ -612,8 +623,13 @@ def optimize(
         judgement=judgement,
         selection=selected.selection,
         trials=tuple(searched.result.trial_logs),
-        counts=entry.counts,
+        counts=spent,
     )
+
+
+def _degraded(searched: Searched, selected: Selected) -> bool:
+    """Whether any LM call of the optimization failed after its retries (below the rate that stops it)."""
+    return (searched.counts + selected.counts).usage.errors > 0
 
 
 def _total_counts(searched: Searched, selected: Selected) -> Counts:

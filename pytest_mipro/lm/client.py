@@ -25,6 +25,8 @@ _TRANSIENT = (
     "InternalServerError",
     "APIError",
 )
+# Errors that are not retried but say the provider will not answer any request either.
+_UNAVAILABLE = ("AuthenticationError", "PermissionDeniedError", "BudgetExceededError", "NotFoundError")
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ class LM:
                 transient = type(exc).__name__ in _TRANSIENT
                 if not transient or attempt == self.num_retries:
                     self.usage.add(Usage(errors=1))
-                    raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+                    unavailable = transient or type(exc).__name__ in _UNAVAILABLE
+                    raise LMError(f"{self.model}: {type(exc).__name__}: {exc}", unavailable=unavailable) from exc
                 time.sleep(_backoff(attempt))
         raise AssertionError("unreachable")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, LMError
 from ..example import Example
 from ..program import Module, TraceStep
 from ._threads import run_in_threads
-from .evaluate import TooManyErrors, metric_score
+from .evaluate import ProviderErrors, ProviderGuard, TooManyErrors, metric_score
 
 DemoSets = dict[str, list[list[Example]]]  # predictor name -> candidate demo sets
 
@@ -52,6 +52,7 @@ class Bootstrapper:
     teacher_calls: int = 0
     _runs: dict[str, TeacherRun] = field(default_factory=dict)
     _errors: int = 0
+    _guard: ProviderGuard = field(default_factory=ProviderGuard)  # an outage stops bootstrapping
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _teacher: Module | None = None
 
@@ -138,15 +139,17 @@ class Bootstrapper:
                     self.teacher_calls += 1
                 prediction = teacher(**example.inputs())
                 score = metric_score(self.metric, example, prediction, trace)
-        except BudgetExceeded:
+        except (BudgetExceeded, ProviderErrors):
             raise
         except Exception as exc:  # the reference allows max_errors failures of any kind
+            self._guard.record(str(exc) if isinstance(exc, LMError) and exc.unavailable else None)
             with self._lock:
                 self._errors += 1
                 errors = self._errors
             if errors > self.max_errors:
                 raise TooManyErrors(f"bootstrapping: {errors} teacher runs failed; last: {exc!r}") from exc
             return TeacherRun(False)
+        self._guard.record(None)
         if not self._passes(score) or any(step.outputs.parse_error for step in trace):
             return TeacherRun(False)
         return TeacherRun(True, _steps_by_predictor(teacher, trace))

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, BudgetExceeded, Evaluate, Example, Predict, context
-from pytest_mipro.optimizer.evaluate import TooManyErrors
+from pytest_mipro.optimizer.evaluate import ProviderErrors, TooManyErrors
 
 from ._tasks import WORDS, exact_match, fields_of, foods
 
@@ -44,6 +44,32 @@ def test_program_errors_score_zero_and_are_counted(fake_model: Any) -> None:
     assert len(kale) == 2 and all(r.score == 0.0 and r.error and "kale" in r.error for r in kale)
     assert result.errors == 2
     assert result.score == pytest.approx(6 / 12)
+
+
+def kale_is_down(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Right for fruits; no answer for kale: the provider fails (a 500) however often it is asked."""
+    import litellm
+
+    if fields_of(messages[-1])["item"].startswith("kale"):
+        raise litellm.InternalServerError("500: overloaded", model="x", llm_provider="fake")
+    return "fruit"
+
+
+def test_provider_errors_are_counted_but_never_scored(fake_model: Any) -> None:
+    lm = fake_model(kale_is_down).lm(num_retries=0)
+    result = Evaluate(devset=foods(2), metric=exact_match)(Predict("item -> kind", lm=lm))
+    kale = [r for r in result.results if r.example.item.startswith("kale")]
+    assert len(kale) == 2 and all(r.provider_error and not r.scored and "500: overloaded" in (r.error or "") for r in kale)
+    assert result.errors == result.provider_errors == 2
+    assert result.score == pytest.approx(6 / 10)  # the kale examples got no answer: unscored, not wrong
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_provider_errors_past_a_tenth_of_the_examples_stop_the_evaluation(fake_model: Any, threads: int) -> None:
+    fake = fake_model(kale_is_down)  # kale: a sixth of the examples
+    evaluate = Evaluate(devset=foods(10), metric=exact_match, max_errors=1000, num_threads=threads)
+    with pytest.raises(ProviderErrors, match=r"3 of 1\d examples failed with a provider error after retries .*last: fake/model-\d+: .*500"):
+        evaluate(Predict("item -> kind", lm=fake.lm(num_retries=0)))
 
 
 @pytest.mark.parametrize("threads", [1, 4])
