@@ -2,7 +2,7 @@
 
 A target is a program with its labeled examples, metric, threshold and optimizer options.
 Everything here is checked before any LM call: unknown optimizer options, a program that is
-not a Module, examples without the program's inputs. Library code (no pytest): the plugin
+not a Module, examples without the program's inputs or outputs. Library code (no pytest): the plugin
 passes a ``lookup`` that resolves fixture names.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .example import Example
 from .optimizer.evaluate import Metric
-from .program import Module, Predict
+from .program import ChainOfThought, Module, Predict
 
 # MIPROv2 arguments a target may not set: the plugin supplies them.
 _SUPPLIED = {
@@ -196,7 +196,31 @@ def make_examples(value: object, program: Module, *, where: str) -> list[Example
     if not examples:
         raise ConfigError(f"{where} is empty")
     inputs = program_inputs(program)
-    return [ex if ex.input_keys is not None else _mark_inputs(ex, inputs, where) for ex in examples]
+    marked = [ex if ex.input_keys is not None else _mark_inputs(ex, inputs, where) for ex in examples]
+    _check_fields(marked, program, where)
+    return marked
+
+
+def program_fields(program: Module) -> list[str]:
+    """The fields every labeled example needs: a Predict's signature fields (but a chain of
+    thought's ``reasoning``, which the model writes), else ``forward``'s named parameters."""
+    if isinstance(program, Predict):
+        outputs = [name for name in program.signature.output_names if not (isinstance(program, ChainOfThought) and name == "reasoning")]
+        return program.signature.input_names + outputs
+    return program_inputs(program) or []
+
+
+def _check_fields(examples: Sequence[Example], program: Module, where: str) -> None:
+    """Every example has every signature field: one without its label would be scored 0 on
+    every call, whatever the prompt, and the search would spend its calls for nothing."""
+    needed = program_fields(program)
+    for index, example in enumerate(examples):
+        missing = [name for name in needed if name not in example]
+        if missing:
+            raise ConfigError(
+                f"{where}: example {index} (id {example.uid}, fields {sorted(example.keys())}) lacks the signature "
+                f"field(s) {missing}; every example needs {needed}"
+            )
 
 
 def program_inputs(program: Module) -> list[str] | None:

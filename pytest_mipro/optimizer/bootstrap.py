@@ -22,7 +22,7 @@ from ..errors import BudgetExceeded, LMError
 from ..example import Example
 from ..program import Module, TraceStep
 from ._threads import run_in_threads
-from .evaluate import ProviderErrors, ProviderGuard, TooManyErrors, metric_score
+from .evaluate import MetricError, ProviderErrors, ProviderGuard, TooManyErrors, metric_score
 
 DemoSets = dict[str, list[list[Example]]]  # predictor name -> candidate demo sets
 
@@ -139,7 +139,7 @@ class Bootstrapper:
                     self.teacher_calls += 1
                 prediction = teacher(**example.inputs())
                 score = metric_score(self.metric, example, prediction, trace)
-        except (BudgetExceeded, ProviderErrors):
+        except (BudgetExceeded, ProviderErrors, MetricError):
             raise
         except Exception as exc:  # the reference allows max_errors failures of any kind
             self._guard.record(str(exc) if isinstance(exc, LMError) and exc.unavailable else None)

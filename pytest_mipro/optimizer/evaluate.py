@@ -125,22 +125,44 @@ class ProviderGuard:
             )
 
 
+class MetricError(MiproError):
+    """The metric broke its contract: it raised, or returned something other than a bool or a
+    number in [0, 1]. A bug in the test, never a score: it fails the target at once."""
+
+
 def metric_score(metric: Metric, example: Example, prediction: Prediction, trace: object = None) -> float:
-    """The metric's value as a float in [0, 1]; bools become 0/1. Failed parses score 0."""
+    """The metric's value as a float in [0, 1]; bools become 0/1. Failed parses score 0.
+
+    Raises :class:`MetricError`, naming the example, when the metric raises (a wrong
+    signature included) or returns None, NaN, a string or a number outside [0, 1].
+    """
     if prediction.parse_error is not None:
         return 0.0
-    value = metric(example, prediction, trace)
-    score = float(value) if isinstance(value, SupportsFloat) else math.nan  # a string is not a score
-    if not 0.0 <= score <= 1.0:
-        raise ValueError(f"metric returned {value!r}; metrics must return a bool or a number in [0, 1]")
+    name = getattr(metric, "__qualname__", None) or type(metric).__name__
+    try:
+        value = metric(example, prediction, trace)
+    except (BudgetExceeded, LMError):
+        raise  # an LM-judged metric: the budget or the provider, not the metric
+    except Exception as exc:
+        raise MetricError(
+            f"metric {name} raised on example {example.uid}: {type(exc).__name__}: {exc} "
+            "(metrics are called as metric(example, prediction, trace))"
+        ) from exc
+    score = float(value) if isinstance(value, SupportsFloat) and not isinstance(value, complex) else math.nan
+    if not 0.0 <= score <= 1.0:  # NaN too; a string or None is not a score
+        raise MetricError(
+            f"metric {name} returned {value!r} on example {example.uid}; metrics must return a bool or a number in [0, 1]"
+        )
     return score
 
 
 class Evaluate:
     """``Evaluate(devset=..., metric=..., num_threads=8)(program)`` -> :class:`EvaluationResult`.
 
-    Exceptions in the program or metric score 0 and count as errors; past ``max_errors``
-    the evaluation stops with :class:`TooManyErrors`. Running out of budget propagates.
+    Exceptions in the program score 0 and count as errors; past ``max_errors`` the
+    evaluation stops with :class:`TooManyErrors`. Provider errors are not scored, and past
+    a small rate stop it (:class:`ProviderErrors`); a metric that breaks its contract stops
+    it at once (:class:`MetricError`). Running out of budget propagates.
     """
 
     def __init__(
@@ -240,7 +262,7 @@ class Evaluate:
         try:
             prediction = program(**example.inputs())
             return ExampleResult(example, prediction, metric_score(self.metric, example, prediction))
-        except (BudgetExceeded, TooManyErrors, ProviderErrors):
+        except (BudgetExceeded, TooManyErrors, ProviderErrors, MetricError):
             raise
         except LMError as exc:
             if not exc.unavailable:  # a request the model refused: this program's failure

@@ -5,7 +5,9 @@ Each test here reproduces a defect of issue 18 (see docs/integrity.md for the wh
 
 from __future__ import annotations
 
+import re
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,81 @@ def test_a_run_with_a_few_provider_errors_keeps_the_locked_entry_as_it_was(
 
     result.assert_outcomes(passed=1)
     assert project.lockfile.read_bytes() == before
+
+
+# ---------------------------------------------------------------- the metric's contract
+
+BROKEN_METRICS = {
+    "above one": ("lambda example, prediction, trace=None: 2.0", r"returned 2\.0 on example [0-9a-f]{12}; metrics must return"),
+    "negative": ("lambda example, prediction, trace=None: -1", r"returned -1 on example [0-9a-f]{12}"),
+    "none": ("lambda example, prediction, trace=None: None", r"returned None on example [0-9a-f]{12}"),
+    "nan": ("lambda example, prediction, trace=None: float('nan')", r"returned nan on example [0-9a-f]{12}"),
+    "a string": ("lambda example, prediction, trace=None: 'yes'", r"returned 'yes' on example [0-9a-f]{12}"),
+    "raises": ("lambda example, prediction, trace=None: 1 / 0", r"raised on example [0-9a-f]{12}: ZeroDivisionError: division by zero"),
+    "wrong signature": ("lambda example, prediction: True", r"raised on example [0-9a-f]{12}: TypeError: .*2 positional arguments"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_METRICS))
+def test_a_metric_that_breaks_its_contract_fails_the_target_naming_the_example(
+    optimized: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str
+) -> None:
+    source, message = BROKEN_METRICS[case]
+    before = optimized.lockfile.read_bytes()
+    _forget_the_run(optimized, monkeypatch, tmp_path)
+    optimized.write_test(FOOD_TEST + f"\n\n@pytest.fixture\ndef mipro_metric():\n    return {source}\n")
+
+    result = optimized.run("--mipro-optimize")
+
+    result.assert_outcomes(errors=1)
+    assert re.search(r"test_food: metric mipro_metric\.<locals>\.<lambda> " + message, result.stdout.str())
+    assert optimized.lockfile.read_bytes() == before
+
+
+# The metric's source stays the same (the lock entry stays fresh); what it returns changes.
+METRIC_BY_ENV = """
+
+import os
+
+@pytest.fixture
+def mipro_metric():
+    def metric(example, prediction, trace=None):
+        return float(os.environ.get("METRIC_VALUE", prediction.kind.strip().lower() == example.kind))
+    return metric
+"""
+
+
+def test_a_metric_that_breaks_its_contract_in_the_gate_fails_the_target(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project.write_test(FOOD_TEST + METRIC_BY_ENV)
+    project.run("--mipro-optimize").assert_outcomes(passed=1)
+    _forget_the_run(project, monkeypatch, tmp_path)
+    monkeypatch.setenv("METRIC_VALUE", "2")
+
+    result = project.run()
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*test_food: metric mipro_metric.<locals>.metric returned 2.0 on example * metrics must return*"])
+
+
+def test_examples_without_the_output_field_are_a_setup_error_before_any_lm_call(project: Project) -> None:
+    project.write_test(
+        FOOD_TEST
+        + textwrap.dedent(
+            """
+
+            @pytest.fixture
+            def mipro_examples():
+                return [{"item": "apple 0", "kind": "fruit"}, {"item": "kale 0"}, {"item": "pear 0", "kind": "fruit"}]
+            """
+        )
+    )
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(errors=1)
+    expected = r"examples: example 1 \(id [0-9a-f]{12}, fields \['item'\]\) lacks the signature field\(s\) \['kind'\]"
+    assert re.search(expected, result.stdout.str())
+    assert project.lm_calls("task") == project.lm_calls("prompt") == 0
+    assert not project.lockfile.exists()

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, BudgetExceeded, Evaluate, Example, Predict, context
-from pytest_mipro.optimizer.evaluate import ProviderErrors, TooManyErrors
+from pytest_mipro.optimizer.evaluate import MetricError, ProviderErrors, TooManyErrors
 
 from ._tasks import WORDS, exact_match, fields_of, foods
 
@@ -93,11 +93,22 @@ def test_iterate_gives_each_result_in_order_and_counts_errors_over_all_of_them(f
     assert given == foods(2)[:11]  # in order, up to the second error (kale 1), on any number of threads
 
 
-def test_metric_must_return_a_fraction(fake_model: Any) -> None:
+@pytest.mark.parametrize("value", [100, -0.5, None, float("nan"), "yes", 1j])
+def test_a_metric_that_does_not_return_a_fraction_stops_the_evaluation(fake_model: Any, value: object) -> None:
+    fake = fake_model(lambda m, p: "fruit")
+    evaluate = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: value, max_errors=100)
+    with pytest.raises(MetricError, match=r"returned .* on example [0-9a-f]{12}; metrics must return a bool or a number in \[0, 1\]"):
+        evaluate(Predict("item -> kind", lm=fake.lm()))
+    assert fake.calls == 1  # loudly, at the first example
+
+
+def test_a_metric_that_raises_stops_the_evaluation_with_its_message(fake_model: Any) -> None:
+    def metric(example: Example, prediction: Any) -> bool:  # no trace parameter
+        return True
+
     lm = fake_model(lambda m, p: "fruit").lm()
-    result = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: 100)(Predict("item -> kind", lm=lm))
-    assert result.score == 0.0 and result.errors == 6
-    assert "must return a bool or a number in [0, 1]" in str(result.results[0].error)
+    with pytest.raises(MetricError, match=r"metric .*metric raised on example [0-9a-f]{12}: TypeError: .*takes 2 positional arguments"):
+        Evaluate(devset=foods(1), metric=metric)(Predict("item -> kind", lm=lm))
 
 
 def test_float_metrics_are_averaged(fake_model: Any) -> None:
