@@ -34,6 +34,23 @@ _SUPPLIED = {
 
 Options = dict[str, object]  # optimizer options by MIPROv2 argument name
 
+_AUTO_NAMES = ("light", "medium", "heavy")
+# The smallest value of each whole-number option (None, where allowed, means "not set").
+_WHOLE_NUMBERS = {
+    "seed": 0,
+    "num_candidates": 1,
+    "num_trials": 1,
+    "max_bootstrapped_demos": 0,
+    "max_labeled_demos": 0,
+    "num_threads": 1,
+    "max_errors": 0,
+    "max_lm_calls": 1,
+    "minibatch_size": 1,
+    "minibatch_full_eval_steps": 1,
+    "view_data_batch_size": 1,
+}
+_FLAGS = ("minibatch", "program_aware_proposer", "data_aware_proposer", "verbose", "track_stats")
+
 
 def _parameters(func: Callable[..., object]) -> list[str]:
     return [p for p in inspect.signature(func).parameters if p != "self"]
@@ -48,14 +65,40 @@ def optimizer_parameters() -> tuple[list[str], list[str]]:
     return init, compile_
 
 
+def check_option_value(key: str, value: object) -> None:
+    """A ConfigError naming ``key=value`` when the value cannot work (checked before any LM call)."""
+    problem = _option_problem(key, value)
+    if problem is not None:
+        raise ConfigError(f"{key}={value!r} {problem}")
+
+
+def _option_problem(key: str, value: object) -> str | None:
+    if key == "auto":
+        return None if value is None or value in _AUTO_NAMES else f"must be one of {', '.join(_AUTO_NAMES)} or None"
+    if key in _WHOLE_NUMBERS:
+        least = _WHOLE_NUMBERS[key]
+        if value is None and key not in ("minibatch_size", "minibatch_full_eval_steps", "view_data_batch_size"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            return f"must be a whole number >= {least}"
+    if key in _FLAGS and not isinstance(value, bool):
+        return "must be True or False"
+    if key == "max_cost" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        return "must be a positive number of dollars"
+    return None
+
+
 def split_optimizer_options(options: Mapping[str, object]) -> tuple[Options, Options]:
-    """Options for ``MIPROv2(...)`` and for ``compile(...)``; unknown names raise ConfigError."""
+    """Options for ``MIPROv2(...)`` and for ``compile(...)``; unknown names and values that
+    cannot work (``auto="extreme"``, ``seed=1.5``, ``num_trials=-5``) raise ConfigError."""
     init_names, compile_names = optimizer_parameters()
     init: Options = {}
     compile_: Options = {}
     for key, value in options.items():
         if key in _SUPPLIED:
             raise ConfigError(f"optimizer option {key!r} cannot be set on a target: {_SUPPLIED[key]}")
+        if key in init_names or key in compile_names:
+            check_option_value(key, value)
         if key in init_names:
             init[key] = value
         elif key in compile_names:

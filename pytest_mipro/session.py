@@ -230,6 +230,7 @@ class MiproSession:
         )
 
     def _optimize(self, target: Target, nodeid: str) -> TargetOutcome:
+        self.lockfile()  # a malformed or newer lockfile fails here, before the search spends anything
         self.callbacks.progress(report.start_line(target.name))
         hooks = Hooks(trial_finished=self._on_trial, lock_extra=self.callbacks.lock_extra)
         outcome = pipeline.optimize(target, nodeid, self._current_entry(target), self.run_config(), hooks, self._judging())

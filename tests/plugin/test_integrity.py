@@ -186,3 +186,62 @@ def test_examples_without_the_output_field_are_a_setup_error_before_any_lm_call(
     assert re.search(expected, result.stdout.str())
     assert project.lm_calls("task") == project.lm_calls("prompt") == 0
     assert not project.lockfile.exists()
+
+
+# ---------------------------------------------------------------- bad declarations, found before any LM call
+
+MARKER = 'food, name="food", auto=None, num_candidates=3, num_trials=3, minibatch=False'
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('food, name="food", auto="extreme"', "auto='extreme' must be one of light, medium, heavy or None"),
+        ('food, name="food", seed="abc"', "seed='abc' must be a whole number >= 0"),
+        (MARKER + ", seed=1.5", "seed=1.5 must be a whole number >= 0"),
+        ('food, name="food", auto=None, num_candidates=3, num_trials=-5', "num_trials=-5 must be a whole number >= 1"),
+        ('food, name="food", auto=None, num_candidates=0, num_trials=3', "num_candidates=0 must be a whole number >= 1"),
+        (MARKER + ', minibatch_size="big"', "minibatch_size='big' must be a whole number >= 1"),
+    ],
+)
+def test_a_bad_marker_value_is_a_one_line_error_naming_the_argument(project: Project, marker: str, message: str) -> None:
+    project.write_test(FOOD_TEST.replace(MARKER, marker))
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"test_food.py::test_food: mipro target 'food': {message}"])
+    assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()
+    assert project.lm_calls("task") == project.lm_calls("prompt") == 0
+
+
+def test_two_tests_with_the_same_name_are_a_name_clash(project: Project) -> None:
+    other = FOOD_TEST.replace("def test_food(", "def test_other_food(").replace("food, name=", "food, threshold=0.5, name=")
+    project.write_test(other, name="test_other")
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        ["*mipro target name clash: 2 tests declare name='food' (test_food.py::test_food, test_other.py::test_other_food);*own name=*"]
+    )
+    assert project.lm_calls("task") == project.lm_calls("prompt") == 0
+    assert not project.lockfile.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\ntargets:\n  food:\n    score: [0.5\n", "*prompts.lock:*malformed lockfile*"),
+        ("version: 2\ntargets: {}\n", "*prompts.lock:1: unsupported lockfile version 2*"),
+    ],
+)
+def test_an_unusable_lockfile_stops_optimize_before_any_lm_call(project: Project, text: str, message: str) -> None:
+    project.lockfile.write_text(text, encoding="utf-8")
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+    assert project.lm_calls("task") == project.lm_calls("prompt") == 0
+    assert project.lockfile.read_text(encoding="utf-8") == text
