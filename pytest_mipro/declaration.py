@@ -9,6 +9,7 @@ passes a ``lookup`` that resolves fixture names.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,9 +185,42 @@ def target_from_declaration(
     metric = _resolve(options.pop("metric", None), "metric", "metric", lookup, where)
     if not callable(metric):
         raise ConfigError(f"{where}: the metric must be callable as metric(example, prediction, trace=None), got {type(metric).__name__}")
+    examples, valset, holdout = distinct_examples(examples, valset, holdout, where=where)
     return Target(
         name=name, program=program, examples=examples, metric=metric, valset=valset, threshold=threshold, options=options, holdout=holdout
     )
+
+
+def distinct_examples(
+    examples: list[Example], valset: list[Example] | None, holdout: list[Example] | None, *, where: str
+) -> tuple[list[Example], list[Example] | None, list[Example] | None]:
+    """Each example id once, in one part only: holdout first, then the validation set, then training.
+
+    A repeated example would count twice in a score's n (narrowing its bounds for nothing)
+    and could sit in both the validation set and the holdout. The dropped copies are named
+    in a warning.
+    """
+    seen: dict[str, str] = {}  # id -> the part that has it
+    dropped: list[str] = []
+    kept: dict[str, list[Example]] = {}
+    for part, items in (("holdout", holdout), ("valset", valset), ("examples", examples)):
+        kept[part] = []
+        for example in items or []:
+            uid = example.uid
+            if uid in seen:
+                dropped.append(f"{uid} ({part}, already in {seen[uid]})")
+                continue
+            seen[uid] = part
+            kept[part].append(example)
+    if dropped:
+        shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+        warnings.warn(
+            f"{where}: dropped {len(dropped)} duplicate example(s) with the same id (the same field values): {shown}; "
+            "each example is used once, in one of examples, valset and holdout",
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept["examples"], (None if valset is None else kept["valset"]), (None if holdout is None else kept["holdout"])
 
 
 def _optional_examples(value: object, part: str, program: Module, lookup: Lookup, where: str) -> list[Example] | None:

@@ -245,3 +245,54 @@ def test_an_unusable_lockfile_stops_optimize_before_any_lm_call(project: Project
     result.stdout.fnmatch_lines([message])
     assert project.lm_calls("task") == project.lm_calls("prompt") == 0
     assert project.lockfile.read_text(encoding="utf-8") == text
+
+
+# ---------------------------------------------------------------- duplicate examples
+
+REPEATED = """
+
+@pytest.fixture
+def mipro_examples():
+    rows = [{"item": f"{w} {i}", "kind": k} for i in range(2) for w, k in
+            {"apple": "fruit", "pear": "fruit", "plum": "fruit", "carrot": "vegetable", "leek": "vegetable", "kale": "vegetable"}.items()]
+    return rows * 5  # 12 distinct examples, 60 rows
+"""
+
+
+def test_duplicate_examples_are_dropped_before_splitting_with_a_warning(project: Project) -> None:
+    project.write_test(FOOD_TEST + REPEATED)
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*mipro target 'food': dropped 48 duplicate example(s) with the same id*"])
+    entry = project.lock()["targets"]["food"]
+    ids = entry["results"]["ids"]
+    assert len(ids) == len(set(ids)) == entry["n"]
+    assert not entry.get("holdout")  # 12 distinct examples: too few for a holdout split, whatever the rows
+
+
+def test_no_example_is_in_two_of_train_validation_and_holdout(project: Project) -> None:
+    project.write_test(
+        FOOD_TEST
+        + textwrap.dedent(
+            """
+
+            @pytest.fixture
+            def mipro_holdout(mipro_examples):
+                return mipro_examples[:4]
+
+            @pytest.fixture
+            def mipro_valset(mipro_examples):
+                return mipro_examples[2:8]
+            """
+        )
+    )
+
+    result = project.run("--mipro-optimize")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*dropped 10 duplicate example(s)*(valset, already in holdout)*"])
+    entry = project.lock()["targets"]["food"]
+    assert not set(entry["results"]["ids"]) & set(entry["holdout"]["ids"])
+    assert len(entry["results"]["ids"]) == 4 and len(entry["holdout"]["ids"]) == 4
