@@ -33,8 +33,8 @@ _UNAVAILABLE = ("AuthenticationError", "PermissionDeniedError", "BudgetExceededE
 class Usage:
     """What was spent: a value that adds and subtracts (``after - before`` is a delta).
 
-    ``calls`` counts requests that reached the provider (not cache hits); ``errors`` counts
-    calls that failed after their retries.
+    ``calls`` counts requests that reached the provider (not cache hits), retried and
+    failed ones included; ``errors`` counts calls that failed after their retries.
     """
 
     calls: int = 0
@@ -200,8 +200,6 @@ class LM:
             if hit is not None:
                 self.usage.add(Usage(cache_hits=1))
                 return Completion(text=hit["text"], cached=True)
-        if settings.budget is not None:
-            settings.budget.reserve()
         result = self._call_with_retries(messages, params, sample_id)
         if settings.budget is not None:
             settings.budget.add_cost(result.cost)
@@ -215,18 +213,24 @@ class LM:
         request = dict(params)
         if sample_id is not None and params.get("temperature", 0) > 0 and "seed" not in request:
             request["seed"] = sample_id  # distinct samples where the provider honours seeds
+        budget = config.current().budget
         for attempt in range(self.num_retries + 1):
+            if budget is not None:
+                budget.reserve()  # every attempt is a request the provider receives: reserved before it is sent
             try:
                 # drop_params per call (not litellm's global): a provider that does not know a
                 # parameter ignores it instead of failing, without changing the user's own calls.
                 response = litellm.completion(
                     model=self.model, messages=messages, timeout=self.timeout, num_retries=0, drop_params=True, **request
                 )
-                return _to_completion(litellm, response)
+                completion = _to_completion(litellm, response)
+                if attempt:
+                    self.usage.add(Usage(calls=attempt))  # the attempts that failed before this one
+                return completion
             except Exception as exc:  # any error: classified below
                 transient = type(exc).__name__ in _TRANSIENT
                 if not transient or attempt == self.num_retries:
-                    self.usage.add(Usage(errors=1))
+                    self.usage.add(Usage(calls=attempt + 1, errors=1))  # failed requests reached the provider too
                     unavailable = transient or type(exc).__name__ in _UNAVAILABLE
                     raise LMError(f"{self.model}: {type(exc).__name__}: {exc}", unavailable=unavailable) from exc
                 time.sleep(_backoff(attempt))

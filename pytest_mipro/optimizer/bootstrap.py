@@ -49,6 +49,7 @@ class Bootstrapper:
     max_errors: int = 10
     rng: random.Random = field(default_factory=random.Random)
     num_threads: int = 1
+    keep_fields: bool = False  # demos keep fields outside their predictor's signature
     teacher_calls: int = 0
     _runs: dict[str, TeacherRun] = field(default_factory=dict)
     _errors: int = 0
@@ -57,16 +58,24 @@ class Bootstrapper:
     _teacher: Module | None = None
 
     def demo_sets(self, num_sets: int, max_bootstrapped: int) -> DemoSets:
-        """``num_sets`` candidate demo sets per predictor (fewer when some coincide)."""
-        names = [name for name, _ in self.student.named_predictors()]
-        sets: DemoSets = {name: [] for name in names}
+        """``num_sets`` candidate demo sets per predictor (fewer when some coincide).
+
+        New demos keep only their predictor's signature fields unless ``keep_fields``: an
+        example's other fields (an email address, an internal note) never reach a prompt
+        or the lockfile. The student's own demos (set 0) are the user's, kept as they are.
+        """
+        predictors = dict(self.student.named_predictors())
+        sets: DemoSets = {name: [] for name in predictors}
         for index in range(num_sets):
             try:
                 chosen = self._demo_set(index, max_bootstrapped)
             except BudgetExceeded:
                 break  # keep the sets made so far; the search will stop on the budget too
-            for name in names:
-                _append_unique(sets[name], chosen.get(name, []))
+            for name, predictor in predictors.items():
+                demos = chosen.get(name, [])
+                if index > 0 and not self.keep_fields:
+                    demos = [_signature_fields(demo, predictor.signature.input_names + predictor.signature.output_names) for demo in demos]
+                _append_unique(sets[name], demos)
         return sets
 
     def _demo_set(self, index: int, max_bootstrapped: int) -> dict[str, list[Example]]:
@@ -197,6 +206,12 @@ def _without_demo(teacher: Module, example: Example) -> Module:
     for predictor in copy.predictors():
         predictor.demos = [d for d in predictor.demos if d.uid != example.uid]
     return copy
+
+
+def _signature_fields(demo: Example, names: list[str]) -> Example:
+    """``demo`` with only the fields in ``names`` (and the bootstrapped-demo marker)."""
+    kept = {k: v for k, v in demo.items() if k in names or k == "augmented"}
+    return Example(kept) if demo.input_keys is None else Example(kept).with_inputs(*(k for k in demo.input_keys if k in kept))
 
 
 def _append_unique(sets: list[list[Example]], candidate: list[Example]) -> None:

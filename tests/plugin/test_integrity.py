@@ -296,3 +296,46 @@ def test_no_example_is_in_two_of_train_validation_and_holdout(project: Project) 
     entry = project.lock()["targets"]["food"]
     assert not set(entry["results"]["ids"]) & set(entry["holdout"]["ids"])
     assert len(entry["results"]["ids"]) == 4 and len(entry["holdout"]["ids"]) == 4
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def test_a_budget_too_small_for_the_final_evaluations_is_an_error_before_any_lm_call(project: Project) -> None:
+    result = project.run("--mipro-optimize", "--mipro-budget", "5")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*mipro target 'food': max_lm_calls=5 cannot pay for the final evaluations (up to 9 calls*"])
+    assert project.lm_calls("task") + project.lm_calls("prompt") == 0
+
+
+@pytest.mark.parametrize(("rows", "budget"), [(2, "12"), (8, "60")])  # 8 rows: 48 examples, a holdout of 12
+def test_no_request_beyond_the_budget_reaches_the_provider_and_the_lock_counts_them_all(
+    project: Project, rows: int, budget: str
+) -> None:
+    project.pytester.makeconftest(INNER_CONFTEST.replace("for i in range(2)", f"for i in range({rows})"))
+
+    result = project.run("--mipro-optimize", "--mipro-budget", budget)
+
+    sent = project.lm_calls("task") + project.lm_calls("prompt")
+    assert sent <= int(budget), result.stdout.str()
+    assert project.lock()["targets"]["food"]["counts"]["calls"] == sent
+    result.stdout.fnmatch_lines([f"food*{sent}*"])  # the summary's calls column
+
+
+def test_a_resumed_run_counts_what_the_interrupted_run_spent(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_resume import _with_faults
+
+    _with_faults(project)
+    monkeypatch.setenv("FAKE_CRASH_AFTER", "20")  # the one-time steps and a trial or two, then the process dies
+    assert project.run_subprocess("--mipro-optimize", "--mipro-no-cache").ret == 17
+    before = project.lm_calls("task") + project.lm_calls("prompt")
+
+    monkeypatch.delenv("FAKE_CRASH_AFTER")
+    project.run_subprocess("--mipro-optimize", "--mipro-no-cache").assert_outcomes(passed=1)
+
+    total = project.lm_calls("task") + project.lm_calls("prompt")
+    counted = project.lock()["targets"]["food"]["counts"]["calls"]
+    # Everything but the calls the killed process made after its last record (at most one trial's).
+    assert total - before < counted <= total
+    assert counted >= total - 9
