@@ -50,7 +50,7 @@ _WHOLE_NUMBERS = {
     "minibatch_full_eval_steps": 1,
     "view_data_batch_size": 1,
 }
-_FLAGS = ("minibatch", "program_aware_proposer", "data_aware_proposer", "verbose", "track_stats")
+_FLAGS = ("minibatch", "program_aware_proposer", "data_aware_proposer", "verbose", "track_stats", "keep_demo_fields")
 
 
 def _parameters(func: Callable[..., object]) -> list[str]:

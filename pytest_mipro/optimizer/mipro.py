@@ -123,7 +123,9 @@ class MIPROv2:
     :class:`TrialLog`) and ``race_confidence``: every evaluation stops once its candidate
     is, at this one-sided confidence, worse on the valset than the best so far (None stops
     only where that is certain, which never changes the result; "auto" takes the preset's:
-    0.85 for light, 0.95 otherwise). Scores are fractions in [0, 1].
+    0.85 for light, 0.95 otherwise). Scores are fractions in [0, 1]. Demos keep only their
+    predictor's signature fields (an example's other fields, say ``customer_email``, would
+    otherwise be copied into prompts and the lockfile) unless ``keep_demo_fields``.
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class MIPROv2:
         on_trial: Callable[[TrialLog], None] | None = None,
         checkpoint: Checkpoint | None = None,
         race_confidence: float | Literal["auto"] | None = "auto",
+        keep_demo_fields: bool = False,
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -178,6 +181,7 @@ class MIPROv2:
         ):
             raise ValueError(f"race_confidence must be 'auto', None or in [0.5, 1), got {race_confidence!r}.")
         self.race_confidence = race_confidence
+        self.keep_demo_fields = keep_demo_fields
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
 
@@ -413,6 +417,7 @@ class _Run:
             max_errors=10 if self.opt.max_errors is None else self.opt.max_errors,
             rng=self.rng,
             num_threads=threads,
+            keep_fields=self.opt.keep_demo_fields,
         )
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)
