@@ -2,13 +2,14 @@
 
 A target is a program with its labeled examples, metric, threshold and optimizer options.
 Everything here is checked before any LM call: unknown optimizer options, a program that is
-not a Module, examples without the program's inputs. Library code (no pytest): the plugin
+not a Module, examples without the program's inputs or outputs. Library code (no pytest): the plugin
 passes a ``lookup`` that resolves fixture names.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .example import Example
 from .optimizer.evaluate import Metric
-from .program import Module, Predict
+from .program import ChainOfThought, Module, Predict
 
 # MIPROv2 arguments a target may not set: the plugin supplies them.
 _SUPPLIED = {
@@ -34,6 +35,23 @@ _SUPPLIED = {
 
 Options = dict[str, object]  # optimizer options by MIPROv2 argument name
 
+_AUTO_NAMES = ("light", "medium", "heavy")
+# The smallest value of each whole-number option (None, where allowed, means "not set").
+_WHOLE_NUMBERS = {
+    "seed": 0,
+    "num_candidates": 1,
+    "num_trials": 1,
+    "max_bootstrapped_demos": 0,
+    "max_labeled_demos": 0,
+    "num_threads": 1,
+    "max_errors": 0,
+    "max_lm_calls": 1,
+    "minibatch_size": 1,
+    "minibatch_full_eval_steps": 1,
+    "view_data_batch_size": 1,
+}
+_FLAGS = ("minibatch", "program_aware_proposer", "data_aware_proposer", "verbose", "track_stats", "keep_demo_fields")
+
 
 def _parameters(func: Callable[..., object]) -> list[str]:
     return [p for p in inspect.signature(func).parameters if p != "self"]
@@ -48,14 +66,40 @@ def optimizer_parameters() -> tuple[list[str], list[str]]:
     return init, compile_
 
 
+def check_option_value(key: str, value: object) -> None:
+    """A ConfigError naming ``key=value`` when the value cannot work (checked before any LM call)."""
+    problem = _option_problem(key, value)
+    if problem is not None:
+        raise ConfigError(f"{key}={value!r} {problem}")
+
+
+def _option_problem(key: str, value: object) -> str | None:
+    if key == "auto":
+        return None if value is None or value in _AUTO_NAMES else f"must be one of {', '.join(_AUTO_NAMES)} or None"
+    if key in _WHOLE_NUMBERS:
+        least = _WHOLE_NUMBERS[key]
+        if value is None and key not in ("minibatch_size", "minibatch_full_eval_steps", "view_data_batch_size"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            return f"must be a whole number >= {least}"
+    if key in _FLAGS and not isinstance(value, bool):
+        return "must be True or False"
+    if key == "max_cost" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        return "must be a positive number of dollars"
+    return None
+
+
 def split_optimizer_options(options: Mapping[str, object]) -> tuple[Options, Options]:
-    """Options for ``MIPROv2(...)`` and for ``compile(...)``; unknown names raise ConfigError."""
+    """Options for ``MIPROv2(...)`` and for ``compile(...)``; unknown names and values that
+    cannot work (``auto="extreme"``, ``seed=1.5``, ``num_trials=-5``) raise ConfigError."""
     init_names, compile_names = optimizer_parameters()
     init: Options = {}
     compile_: Options = {}
     for key, value in options.items():
         if key in _SUPPLIED:
             raise ConfigError(f"optimizer option {key!r} cannot be set on a target: {_SUPPLIED[key]}")
+        if key in init_names or key in compile_names:
+            check_option_value(key, value)
         if key in init_names:
             init[key] = value
         elif key in compile_names:
@@ -141,9 +185,42 @@ def target_from_declaration(
     metric = _resolve(options.pop("metric", None), "metric", "metric", lookup, where)
     if not callable(metric):
         raise ConfigError(f"{where}: the metric must be callable as metric(example, prediction, trace=None), got {type(metric).__name__}")
+    examples, valset, holdout = distinct_examples(examples, valset, holdout, where=where)
     return Target(
         name=name, program=program, examples=examples, metric=metric, valset=valset, threshold=threshold, options=options, holdout=holdout
     )
+
+
+def distinct_examples(
+    examples: list[Example], valset: list[Example] | None, holdout: list[Example] | None, *, where: str
+) -> tuple[list[Example], list[Example] | None, list[Example] | None]:
+    """Each example id once, in one part only: holdout first, then the validation set, then training.
+
+    A repeated example would count twice in a score's n (narrowing its bounds for nothing)
+    and could sit in both the validation set and the holdout. The dropped copies are named
+    in a warning.
+    """
+    seen: dict[str, str] = {}  # id -> the part that has it
+    dropped: list[str] = []
+    kept: dict[str, list[Example]] = {}
+    for part, items in (("holdout", holdout), ("valset", valset), ("examples", examples)):
+        kept[part] = []
+        for example in items or []:
+            uid = example.uid
+            if uid in seen:
+                dropped.append(f"{uid} ({part}, already in {seen[uid]})")
+                continue
+            seen[uid] = part
+            kept[part].append(example)
+    if dropped:
+        shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+        warnings.warn(
+            f"{where}: dropped {len(dropped)} duplicate example(s) with the same id (the same field values): {shown}; "
+            "each example is used once, in one of examples, valset and holdout",
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept["examples"], (None if valset is None else kept["valset"]), (None if holdout is None else kept["holdout"])
 
 
 def _optional_examples(value: object, part: str, program: Module, lookup: Lookup, where: str) -> list[Example] | None:
@@ -196,7 +273,31 @@ def make_examples(value: object, program: Module, *, where: str) -> list[Example
     if not examples:
         raise ConfigError(f"{where} is empty")
     inputs = program_inputs(program)
-    return [ex if ex.input_keys is not None else _mark_inputs(ex, inputs, where) for ex in examples]
+    marked = [ex if ex.input_keys is not None else _mark_inputs(ex, inputs, where) for ex in examples]
+    _check_fields(marked, program, where)
+    return marked
+
+
+def program_fields(program: Module) -> list[str]:
+    """The fields every labeled example needs: a Predict's signature fields (but a chain of
+    thought's ``reasoning``, which the model writes), else ``forward``'s named parameters."""
+    if isinstance(program, Predict):
+        outputs = [name for name in program.signature.output_names if not (isinstance(program, ChainOfThought) and name == "reasoning")]
+        return program.signature.input_names + outputs
+    return program_inputs(program) or []
+
+
+def _check_fields(examples: Sequence[Example], program: Module, where: str) -> None:
+    """Every example has every signature field: one without its label would be scored 0 on
+    every call, whatever the prompt, and the search would spend its calls for nothing."""
+    needed = program_fields(program)
+    for index, example in enumerate(examples):
+        missing = [name for name in needed if name not in example]
+        if missing:
+            raise ConfigError(
+                f"{where}: example {index} (id {example.uid}, fields {sorted(example.keys())}) lacks the signature "
+                f"field(s) {missing}; every example needs {needed}"
+            )
 
 
 def program_inputs(program: Module) -> list[str] | None:

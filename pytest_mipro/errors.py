@@ -16,7 +16,17 @@ class SignatureError(MiproError, ValueError):
 
 
 class LMError(MiproError):
-    """A language-model call failed after its retries."""
+    """A language-model call failed after its retries.
+
+    ``unavailable``: the provider did not answer (rate limits, timeouts, server or connection
+    errors that outlasted the retries, or a rejected key), as opposed to a request it refused
+    (say, a prompt longer than the model's context): an answer that never came is not a
+    wrong answer, so it is never scored.
+    """
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 class ParseError(MiproError):

@@ -35,7 +35,7 @@ from .declaration import Target
 from .errors import LockfileError
 from .example import Example
 from .lockfile import Counts, LockEntry
-from .optimizer.evaluate import ExampleResult
+from .optimizer.evaluate import ExampleResult, ProviderErrors
 from .plain import Plain
 from .program import Module
 from .scoring import Evaluation, RunConfig, evaluate_program, gate_examples, locked_program
@@ -289,15 +289,25 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     spent = Counts()
     per_example: dict[int, list[ExampleResult]] = {}
     size = chunk_size(run.threads)
+    unanswered: list[ExampleResult] = []  # provider errors: not scores, so the judge never sees them
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
         samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
         spent += chunk_counts
         for index, results in zip(chunk, samples, strict=True):
             per_example[index] = results
-            judge_.add(index, [r.score for r in results])
+            failed = [r for r in results if r.provider_error]
+            unanswered += failed
+            if not failed:
+                judge_.add(index, [r.score for r in results])
         if chunk_counts.calls and judge_.evaluated < judge_.total and judge_.settled() is not None:
             break
+    if unanswered and judge_.settled() is None:
+        raise ProviderErrors(
+            f"mipro target {target.name!r}: {len(unanswered)} gate example(s) got no answer from the model "
+            f"(provider errors after retries) and the verdict depends on them; last: {unanswered[-1].error}. "
+            "Rerun when the provider is back"
+        )
     judgement = judge_.final()
     scored = list(per_example.values())
     evaluation = Evaluation(judgement.score, tuple(r for results in scored for r in results), spent)

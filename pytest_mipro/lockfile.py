@@ -31,7 +31,8 @@ The optional keys are only written when known, so files from older versions (wit
 them) still load, and entries that lack them are written back unchanged.
 
 It is read with ``yaml.safe_load`` only; a malformed file raises :class:`LockfileError`
-naming the file and line. Writes are atomic (temp file + ``os.replace``).
+naming the file and line. Writes are atomic (temp file + ``os.replace``) and serialized
+across processes by a file lock (:meth:`Lockfile.update`).
 """
 
 from __future__ import annotations
@@ -376,10 +377,36 @@ class Lockfile:
         body = yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=_LONG_LINE + 20)
         return HEADER + body
 
+    @classmethod
+    def update(cls, path: str | Path, updates: Mapping[str, LockEntry]) -> bool:
+        """Merge ``updates`` into the lockfile on disk; returns whether the file changed.
+
+        Read, merge and replace happen under an inter-process file lock, so two runs that
+        optimize different targets at once (``-k a`` and ``-k b``) both keep their entries:
+        the second reads what the first wrote.
+        """
+        from filelock import FileLock
+
+        path = Path(path)
+        guard = write_lock_path(path)
+        guard.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(guard)):
+            merged = cls.read(path, missing_ok=True).merged(updates)
+            if path.exists() and path.read_text(encoding="utf-8") == merged.dumps():
+                _remove_stale_temps(path)
+                return False
+            merged.write()
+            return True
+
     def write(self) -> None:
-        """Write atomically: a temp file in the same folder, then ``os.replace``."""
+        """Write atomically: a temp file in the same folder, then ``os.replace``.
+
+        Temp files of this lockfile that a killed write left behind are removed first; call
+        it under :meth:`update`'s lock when other processes may write too.
+        """
         text = self.dumps()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -389,6 +416,18 @@ class Lockfile:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def write_lock_path(path: Path) -> Path:
+    """The file lock that serializes writes of ``path``: kept under ``.mipro/`` (with the cache
+    and the studies, which projects do not commit), not next to the committed lockfile."""
+    return path.parent / ".mipro" / f"{path.name}.write-lock"
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove ``.<name>.*.tmp`` files: the temp files of writes that were killed before their replace."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 class _FlowList(list[object]):

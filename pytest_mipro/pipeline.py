@@ -38,10 +38,10 @@ from pathlib import Path
 
 from . import config, report
 from .declaration import Options, Target, split_optimizer_options
-from .errors import LockfileError, MiproError
+from .errors import BudgetExceeded, ConfigError, LockfileError, MiproError
 from .example import Example
 from .gate import GatePolicy, Judgement, judge, run_gate, score_bounds
-from .lm import LM, Usage, UsageCounter
+from .lm import LM, Budget, Usage, UsageCounter
 from .lockfile import Counts, ExampleScores, LockEntry, Lockfile, PlainData
 from .optimizer.checkpoint import Checkpoint
 from .optimizer.evaluate import Evaluate
@@ -303,8 +303,14 @@ def plan_search(target: Target, run: RunConfig) -> SearchPlan:
 
 
 def search(target: Target, run: RunConfig, plan: SearchPlan, on_trial: Callable[[TrialProgress], None] = _no_progress) -> Searched:
-    """Run MIPROv2 on the target (in its stored study, when the run keeps studies)."""
+    """Run MIPROv2 on the target (in its stored study, when the run keeps studies).
+
+    After each trial this process's spending so far goes to the study's ledger, so a run
+    that is killed still counts in the entry that a resumed run locks.
+    """
     init, compile_, prompt_lm = plan.init, plan.compile, plan.prompt_lm
+    if plan.checkpoint is not None:
+        on_trial = _also(on_trial, _recording(plan.checkpoint))
     counter = _TrialCounter(target.name, _expected_trials(target, init, compile_), on_trial, [run.task_lm, prompt_lm])
     optimizer = MIPROv2(target.metric, prompt_model=prompt_lm, task_model=run.task_lm, on_trial=counter, checkpoint=plan.checkpoint, **init)  # type: ignore[arg-type]  # options were checked against MIPROv2's signature
     with config.context(cache=run.cache):
@@ -319,6 +325,21 @@ def search(target: Target, run: RunConfig, plan: SearchPlan, on_trial: Callable[
         checkpoint=plan.checkpoint,
         counts=Counts(result.task_usage + result.prompt_usage, result.seconds),
     )
+
+
+def _recording(checkpoint: Checkpoint) -> Callable[[TrialProgress], None]:
+    def record(progress: TrialProgress) -> None:
+        checkpoint.record_spending(progress.usage)
+
+    return record
+
+
+def _also(first: Callable[[TrialProgress], None], second: Callable[[TrialProgress], None]) -> Callable[[TrialProgress], None]:
+    def both(progress: TrialProgress) -> None:
+        second(progress)
+        first(progress)
+
+    return both
 
 
 def optimizer_arguments(target: Target, run: RunConfig) -> tuple[Options, Options]:
@@ -439,7 +460,8 @@ class Selected:
 def select(target: Target, split: HoldoutSplit, searched: Searched, current: LockEntry | None, run: RunConfig) -> Selected:
     """The one-standard-error rule over the search's candidates, then the holdout check."""
     best = Pick(searched.result.program, evaluate_program(target, searched.result.program, searched.valset, run))
-    pick, one_se, spent = _shortest_close(target, best, searched, run)
+    pick, one_se, shorter = _shortest_close(target, best, searched, run)
+    spent = best.evaluation.counts + shorter
     decision: HoldoutVerdict | None = None
     holdout: dict[str, object] = {}
     if split.examples:
@@ -477,7 +499,7 @@ def _holdout_check(
     same = same_prompts(pick.program, incumbent)
     old = new if same else evaluate_program(target, incumbent, split.examples, run)
     spent = new.counts if same else new.counts + old.counts
-    decision = holdout_decision(new.scores, old.scores)
+    decision = holdout_decision(*_paired(new, old))
     adopted = same or decision.adopt
     if not adopted:
         kept = evaluate_program(target, incumbent, valset, run)
@@ -496,6 +518,14 @@ def _holdout_check(
     locked = new if adopted else old
     other = decision.old_score if adopted else decision.new_score
     return pick, verdict, _holdout_lock(locked, split.source, verdict, other), spent
+
+
+def _paired(new: Evaluation, old: Evaluation) -> tuple[list[float], list[float]]:
+    """Both evaluations' scores on the examples both scored (a provider error leaves one out)."""
+    theirs = old.score_by_id()
+    ids = [uid for uid in new.ids if uid in theirs]
+    mine = new.score_by_id()
+    return [mine[uid] for uid in ids], [theirs[uid] for uid in ids]
 
 
 def current_program(target: Target, current: LockEntry | None, run: RunConfig) -> tuple[Module, str]:
@@ -593,9 +623,21 @@ def optimize(
 ) -> TargetOutcome:
     """``--mipro-optimize``: split, search, select, lock; then judge the locked program."""
     split = split_holdout(target)
-    searched = search(split.search, run, plan_search(split.search, run), hooks.trial_finished)
-    selected = select(target, split, searched, current, run)
-    entry = lock_entry(target, run, searched, selected, _total_counts(searched, selected), hooks.lock_extra)
+    plan = plan_search(split.search, run)
+    budget, plan = target_budget(target, split, plan)
+    with config.context(**({"budget": budget} if budget is not None else {})):
+        searched = search(split.search, run, plan, hooks.trial_finished)
+        try:
+            selected = select(target, split, searched, current, run)
+        except BudgetExceeded as exc:
+            raise BudgetExceeded(
+                f"mipro target {target.name!r}: {exc} before the final evaluations were done; nothing was locked. "
+                "Raise the budget (--mipro-budget or max_lm_calls=/max_cost=) and rerun: the study and the cache are kept"
+            ) from exc
+    spent = _total_counts(searched, selected)
+    entry = lock_entry(target, run, searched, selected, spent, hooks.lock_extra)
+    if current is not None and _degraded(searched, selected) and entry.predictors == current.predictors:
+        entry = current  # a run with provider errors keeps the entry as it was, never rescored
     evaluation = selected.pick.evaluation
     judgement = judge([[s] for s in evaluation.scores], threshold=target.threshold, before=None, min_drop=judging.min_drop)
     outcome, message = _verdict(target.name, judgement, evaluation, "marker", judging)
@@ -612,8 +654,38 @@ def optimize(
         judgement=judgement,
         selection=selected.selection,
         trials=tuple(searched.result.trial_logs),
-        counts=entry.counts,
+        counts=spent,
     )
+
+
+def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tuple[Budget | None, SearchPlan]:
+    """The target's hard budget, and the plan with a search budget that leaves room for the end.
+
+    ``max_lm_calls``/``max_cost`` bound everything optimizing the target sends, the final
+    evaluations included (the pick on the validation set, the pick and the current program
+    on the holdout). The search gets what is left after a reserve for those; a budget too
+    small for the reserve is an error before any LM call.
+    """
+    max_calls, max_cost = plan.init.get("max_lm_calls"), plan.init.get("max_cost")
+    if max_calls is None and max_cost is None:
+        return None, plan
+    budget = Budget(max_calls=max_calls, max_cost=max_cost)  # type: ignore[arg-type]  # checked by the declaration
+    if not isinstance(max_calls, int):
+        return budget, plan
+    predictors = len(target.program.predictors())
+    reserve = predictors * (_search_valset_size(split.search) + 2 * len(split.examples))
+    if max_calls <= reserve:
+        raise ConfigError(
+            f"mipro target {target.name!r}: max_lm_calls={max_calls} cannot pay for the final evaluations "
+            f"(up to {reserve} calls: the pick on {_search_valset_size(split.search)} validation examples and two "
+            f"programs on {len(split.examples)} holdout examples) and leave any for the search; raise the budget above {reserve}"
+        )
+    return budget, replace(plan, init={**plan.init, "max_lm_calls": max_calls - reserve})
+
+
+def _degraded(searched: Searched, selected: Selected) -> bool:
+    """Whether any LM call of the optimization failed after its retries (below the rate that stops it)."""
+    return (searched.counts + selected.counts).usage.errors > 0
 
 
 def _total_counts(searched: Searched, selected: Selected) -> Counts:
@@ -642,10 +714,10 @@ def assist(target: Target, current: LockEntry | None, run: RunConfig) -> None:
     if run.checkpoint_root is None and run.storage_url is None:
         raise MiproError(f"mipro target {target.name!r}: helping needs a shared study (a checkpoint folder or --mipro-storage)")
     split = split_holdout(target)
-    plan = plan_search(split.search, run)
+    budget, plan = target_budget(target, split, plan_search(split.search, run))
     checkpoint = plan.checkpoint
     assert checkpoint is not None  # made from the folder or URL checked above
-    with checkpoint.helping() as wanted:
+    with checkpoint.helping() as wanted, config.context(**({"budget": budget} if budget is not None else {})):
         if not wanted:
             return  # the target is locked already: nothing left to help with
         searched = search(split.search, run, plan)

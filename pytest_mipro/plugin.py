@@ -79,6 +79,17 @@ class _Collection:
 
     used: set[str] = field(default_factory=set)
     deselected: int = 0
+    declared_by: dict[str, set[str]] = field(default_factory=dict)  # lock name -> node ids of the tests declaring it
+
+    def clash(self, name: str) -> str | None:
+        """Why ``name`` cannot be used: more than one test declares it (their entries would overwrite each other)."""
+        nodeids = sorted(self.declared_by.get(name, ()))
+        if len(nodeids) < 2:
+            return None
+        return (
+            f"mipro target name clash: {len(nodeids)} tests declare name={name!r} ({', '.join(nodeids)}); "
+            "each test needs its own name= (the lockfile keeps one entry per name)"
+        )
 
 
 def _dest(option: str) -> str:
@@ -185,12 +196,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if helpers:
         marked = [i for i in items if isinstance(i, pytest.Function) and i.get_closest_marker(MARKER)]
         distributed.add_study_helpers(items, marked, helpers)
-    used = config.stash[COLLECTION_KEY].used
+    collection = config.stash[COLLECTION_KEY]
     for item in items:
         marker = item.get_closest_marker(MARKER)
         if marker is None:
             continue
-        used.add(marker.kwargs.get("name") or distributed.helped_nodeid(item) or item.nodeid)
+        nodeid = distributed.helped_nodeid(item) or item.nodeid  # a study helper shares the test's target
+        name = marker.kwargs.get("name") or nodeid
+        collection.used.add(name)
+        collection.declared_by.setdefault(str(name), set()).add(nodeid)
         fixturenames = getattr(item, "fixturenames", None)
         if fixturenames is not None and "mipro" not in fixturenames:
             fixturenames.append("mipro")  # a marked test is gated even if it does not ask for the result
@@ -250,6 +264,9 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     helped = distributed.helped_nodeid(node)
     try:
         target = _target(request, default_name=helped or node.nodeid)
+        clash = request.config.stash[COLLECTION_KEY].clash(target.name)
+        if clash is not None:
+            raise ConfigError(clash)
         if helped is not None:
             _session(request.config).assist(target)  # a StudyHelper: work on the study, lock nothing
             return None

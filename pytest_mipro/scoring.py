@@ -49,7 +49,11 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A program scored on examples: the mean score, each example's result, and the cost."""
+    """A program scored on examples: the mean score, each example's result, and the cost.
+
+    ``n``, ``scores`` and ``ids`` cover the scored examples: one whose LM call failed after
+    its retries (a provider error) is among ``results`` but has no score.
+    """
 
     score: float
     results: tuple[ExampleResult, ...]
@@ -57,7 +61,7 @@ class Evaluation:
 
     @property
     def n(self) -> int:
-        return len(self.results)
+        return sum(r.scored for r in self.results)
 
     @property
     def calls(self) -> int:
@@ -65,11 +69,14 @@ class Evaluation:
 
     @property
     def scores(self) -> list[float]:
-        return [r.score for r in self.results]
+        return [r.score for r in self.results if r.scored]
 
     @property
     def ids(self) -> list[str]:
-        return [r.example.uid for r in self.results]
+        return [r.example.uid for r in self.results if r.scored]
+
+    def score_by_id(self) -> dict[str, float]:
+        return dict(zip(self.ids, self.scores, strict=True))
 
     @property
     def failures(self) -> list[ExampleResult]:
@@ -80,7 +87,8 @@ class Evaluation:
 def evaluate_program(target: Target, program: Module, examples: Sequence[Example], run: RunConfig) -> Evaluation:
     """Score ``program`` on ``examples`` with the target's metric, the run's LM and cache."""
     started = time.monotonic()
-    # Exceptions score 0 and show among the worst examples instead of aborting the evaluation.
+    # Exceptions score 0 and show among the worst examples instead of aborting the evaluation;
+    # provider errors are left unscored, and past a small rate stop it (ProviderErrors).
     evaluate = Evaluate(devset=examples, metric=target.metric, num_threads=run.threads, max_errors=len(examples))
     result, spent = spending(program, run, lambda: evaluate(program))
     return Evaluation(result.score, tuple(result.results), Counts(spent, time.monotonic() - started))

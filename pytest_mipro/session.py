@@ -248,6 +248,7 @@ class MiproSession:
         )
 
     def _optimize(self, target: Target, nodeid: str) -> TargetOutcome:
+        self.lockfile()  # a malformed or newer lockfile fails here, before the search spends anything
         self.callbacks.progress(report.start_line(target.name))
         hooks = Hooks(trial_finished=self._on_trial, lock_extra=self.callbacks.lock_extra)
         outcome = pipeline.optimize(target, nodeid, self._current_entry(target), self.run_config(), hooks, self._judging())
@@ -287,19 +288,15 @@ class MiproSession:
         return {o.target: o.entry for o in self.outcomes if o.mode is Mode.OPTIMIZE and o.entry is not None}
 
     def write_lockfile(self) -> bool | None:
-        """Merge this run's new entries into the lockfile on disk (re-read now) and write it once.
+        """Merge this run's new entries into the lockfile on disk (re-read now, under a file
+        lock that other runs writing it wait for) and write it once.
 
         Returns None when there was nothing to write, else whether the file changed.
         """
         updates = self.new_entries()
         if not self.settings.optimize or not updates:
             return None
-        path = self.settings.lockfile
-        merged = Lockfile.read(path, missing_ok=True).merged(updates)
-        if path.exists() and path.read_text(encoding="utf-8") == merged.dumps():
-            return False
-        merged.write()
-        return True
+        return Lockfile.update(self.settings.lockfile, updates)
 
     def finish(self, *, interrupted: bool = False) -> None:
         """The controller's (or only process's) last step: write the lockfile and the report.

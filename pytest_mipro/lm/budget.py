@@ -19,6 +19,8 @@ class Budget:
     max_cost: float | None = None
     calls: int = 0
     cost: float = 0.0
+    # An enclosing budget (a whole target's, around its search's): a call is reserved in both.
+    parent: Budget | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -28,15 +30,19 @@ class Budget:
             raise ConfigError(f"max_cost must be a positive number of dollars, got {self.max_cost!r}")
 
     def reserve(self) -> None:
-        """Claim one call, or raise when the budget is spent."""
+        """Claim one request before it is sent, or raise when this budget or an enclosing one is spent."""
         with self._lock:
             if self.exhausted:
                 raise BudgetExceeded(self.describe())
+            if self.parent is not None:
+                self.parent.reserve()
             self.calls += 1
 
     def add_cost(self, cost: float) -> None:
         with self._lock:
             self.cost += cost
+        if self.parent is not None:
+            self.parent.add_cost(cost)
 
     @property
     def exhausted(self) -> bool:

@@ -28,6 +28,8 @@ _TRANSIENT = (
     "BadGatewayError",
     "APIError",
 )
+# Errors that are not retried but say the provider will not answer any request either.
+_UNAVAILABLE = ("AuthenticationError", "PermissionDeniedError", "BudgetExceededError", "NotFoundError")
 # Request parameters that carry credentials: sent, but never part of a cache key or fingerprint.
 SECRET_PARAMS = frozenset(
     {"api_key", "headers", "extra_headers", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "client_secret"}
@@ -46,9 +48,10 @@ class RateLimit(Protocol):
 class Usage:
     """What was spent: a value that adds and subtracts (``after - before`` is a delta).
 
-    ``calls`` counts requests that reached the provider (not cache hits); ``errors`` counts
-    calls that failed after their retries; ``retries`` counts requests sent again after a
-    transient failure (a rate limit, a timeout, a 5xx, a broken reply).
+    ``calls`` counts requests that reached the provider (not cache hits), retried and
+    failed ones included; ``errors`` counts calls that failed after their retries;
+    ``retries`` counts requests sent again after a transient failure (a rate limit, a
+    timeout, a 5xx, a broken reply).
     """
 
     calls: int = 0
@@ -228,8 +231,6 @@ class LM:
             if hit is not None:
                 self.usage.add(Usage(cache_hits=1))
                 return Completion(text=hit["text"], cached=True)
-        if settings.budget is not None:
-            settings.budget.reserve()
         result = self._call_with_retries(messages, params, sample_id)
         if settings.budget is not None:
             settings.budget.add_cost(result.cost)
@@ -244,7 +245,10 @@ class LM:
         request = {**params, **secrets}
         if sample_id is not None and params.get("temperature", 0) > 0 and "seed" not in request:
             request["seed"] = sample_id  # distinct samples where the provider honours seeds
+        budget = config.current().budget
         for attempt in range(self.num_retries + 1):
+            if budget is not None:
+                budget.reserve()  # every attempt is a request the provider receives: reserved before it is sent
             if self.rate_limit is not None:
                 self.rate_limit.acquire()
             try:
@@ -261,12 +265,16 @@ class LM:
                     drop_params=True,
                     **request,
                 )
-                return _to_completion(litellm, response)
+                completion = _to_completion(litellm, response)
+                if attempt:
+                    self.usage.add(Usage(calls=attempt))  # the attempts that failed before this one
+                return completion
             except Exception as exc:  # any error: classified below
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
-                    self.usage.add(Usage(errors=1))
-                    raise LMError(f"{self.model}: {self.describe_error(exc)}") from None
+                    self.usage.add(Usage(calls=attempt + 1, errors=1))  # failed requests reached the provider too
+                    unavailable = type(exc).__name__ in _TRANSIENT + _UNAVAILABLE
+                    raise LMError(f"{self.model}: {self.describe_error(exc)}", unavailable=unavailable) from None
                 self.usage.add(Usage(retries=1))
                 time.sleep(delay)
         raise AssertionError("unreachable")

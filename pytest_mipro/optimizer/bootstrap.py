@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, LMError
 from ..example import Example
 from ..program import Module, TraceStep
 from ._threads import run_in_threads
 from .demo_sets import DemoPicker
-from .evaluate import TooManyErrors, metric_score
+from .evaluate import MetricError, ProviderErrors, ProviderGuard, TooManyErrors, metric_score
 
 DemoSets = dict[str, list[list[Example]]]  # predictor name -> candidate demo sets
 
@@ -51,23 +51,33 @@ class Bootstrapper:
     rng: random.Random = field(default_factory=random.Random)
     num_threads: int = 1
     picker: DemoPicker | None = None  # None: dspy's random picks
+    keep_fields: bool = False  # demos keep fields outside their predictor's signature
     teacher_calls: int = 0
     _runs: dict[str, TeacherRun] = field(default_factory=dict)
     _errors: int = 0
+    _guard: ProviderGuard = field(default_factory=ProviderGuard)  # an outage stops bootstrapping
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _teacher: Module | None = None
 
     def demo_sets(self, num_sets: int, max_bootstrapped: int) -> DemoSets:
-        """``num_sets`` candidate demo sets per predictor (fewer when some coincide)."""
-        names = [name for name, _ in self.student.named_predictors()]
-        sets: DemoSets = {name: [] for name in names}
+        """``num_sets`` candidate demo sets per predictor (fewer when some coincide).
+
+        New demos keep only their predictor's signature fields unless ``keep_fields``: an
+        example's other fields (an email address, an internal note) never reach a prompt
+        or the lockfile. The student's own demos (set 0) are the user's, kept as they are.
+        """
+        predictors = dict(self.student.named_predictors())
+        sets: DemoSets = {name: [] for name in predictors}
         for index in range(num_sets):
             try:
                 chosen = self._demo_set(index, max_bootstrapped)
             except BudgetExceeded:
                 break  # keep the sets made so far; the search will stop on the budget too
-            for name in names:
-                _append_unique(sets[name], chosen.get(name, []))
+            for name, predictor in predictors.items():
+                demos = chosen.get(name, [])
+                if index > 0 and not self.keep_fields:
+                    demos = [_signature_fields(demo, predictor.signature.input_names + predictor.signature.output_names) for demo in demos]
+                _append_unique(sets[name], demos)
         return sets
 
     def _demo_set(self, index: int, max_bootstrapped: int) -> dict[str, list[Example]]:
@@ -145,15 +155,17 @@ class Bootstrapper:
                     self.teacher_calls += 1
                 prediction = teacher(**example.inputs())
                 score = metric_score(self.metric, example, prediction, trace)
-        except BudgetExceeded:
+        except (BudgetExceeded, ProviderErrors, MetricError):
             raise
         except Exception as exc:  # the reference allows max_errors failures of any kind
+            self._guard.record(str(exc) if isinstance(exc, LMError) and exc.unavailable else None)
             with self._lock:
                 self._errors += 1
                 errors = self._errors
             if errors > self.max_errors:
                 raise TooManyErrors(f"bootstrapping: {errors} teacher runs failed; last: {exc!r}") from exc
             return TeacherRun(False)
+        self._guard.record(None)
         if not self._passes(score) or any(step.outputs.parse_error for step in trace):
             return TeacherRun(False)
         return TeacherRun(True, _steps_by_predictor(teacher, trace))
@@ -201,6 +213,12 @@ def _without_demo(teacher: Module, example: Example) -> Module:
     for predictor in copy.predictors():
         predictor.demos = [d for d in predictor.demos if d.uid != example.uid]
     return copy
+
+
+def _signature_fields(demo: Example, names: list[str]) -> Example:
+    """``demo`` with only the fields in ``names`` (and the bootstrapped-demo marker)."""
+    kept = {k: v for k, v in demo.items() if k in names or k == "augmented"}
+    return Example(kept) if demo.input_keys is None else Example(kept).with_inputs(*(k for k in demo.input_keys if k in kept))
 
 
 def _append_unique(sets: list[list[Example]], candidate: list[Example]) -> None:

@@ -46,6 +46,7 @@ class Checkpoint:
     # of concurrent LM calls.
     peers: int = 1
     stale_after: float = 3600.0  # seconds after which a RUNNING trial in a database study is taken as dead
+    _record: Path | None = field(default=None, repr=False)  # this process's spending record
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -91,24 +92,34 @@ class Checkpoint:
 
     # ------------------------------------------------------------ what each process spent
     #
-    # Every process working on this run's study (the one that locks the target and its xdist
-    # helpers) records what it spent in the run's claims folder. Before it builds the lock
-    # entry, the locking process seals the study, waits for helpers still at work, and adds
-    # up the records; so the entry is built once, with the whole run's spending.
+    # Every process working on the study (the one that locks the target, its xdist helpers,
+    # and every earlier run that was interrupted and resumed) keeps what it spent so far in
+    # a file of its own under spending/, rewritten as it goes, so a killed process's calls
+    # still count. Before it builds the lock entry, the locking process seals the run (in
+    # the run's claims folder), waits for helpers still at work, and adds up every file: the
+    # entry is built once, with what the whole study cost.
 
     def _ledger(self) -> Path:
         folder = self.directory / "claims" / self.run_id / "spending"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def _spending(self) -> Path:
+        folder = self.directory / "spending"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def record_spending(self, usage: Usage) -> None:
-        """Add ``usage`` to what this run spent on the study."""
-        write_atomic(self._ledger() / f"{uuid.uuid4().hex}.json", json.dumps(usage.to_dict()))
+        """Record ``usage`` as everything this process has spent on the study so far (it replaces
+        the process's earlier record)."""
+        if self._record is None:
+            self._record = self._spending() / f"{self.run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        write_atomic(self._record, json.dumps(usage.to_dict()))
 
     def total_spending(self) -> Usage:
-        """Everything this run's processes recorded with :meth:`record_spending`."""
+        """Everything recorded with :meth:`record_spending` by every process and run of the study."""
         total = Usage()
-        for path in sorted(self._ledger().glob("*.json")):
+        for path in sorted(self._spending().glob("*.json")):
             total = total + Usage.from_dict(json.loads(path.read_text(encoding="utf-8")))
         return total
 

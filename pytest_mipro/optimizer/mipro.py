@@ -127,7 +127,9 @@ class MIPROv2:
     0.85 for light, 0.95 otherwise) and ``demo_set_strategy``: ``"random"`` (dspy's) or
     ``"cover_labels"`` (on classification tasks, demo sets drawn across the labels and not
     ending on their most frequent one; see ``optimizer/demo_sets.py``). Scores are fractions
-    in [0, 1].
+    in [0, 1]. Demos keep only their predictor's signature fields (an example's other
+    fields, say ``customer_email``, would otherwise be copied into prompts and the lockfile)
+    unless ``keep_demo_fields``.
     """
 
     def __init__(
@@ -155,6 +157,7 @@ class MIPROv2:
         checkpoint: Checkpoint | None = None,
         race_confidence: float | Literal["auto"] | None = "auto",
         demo_set_strategy: DemoSetStrategy = "random",
+        keep_demo_fields: bool = False,
     ) -> None:
         if auto not in ALLOWED_AUTO:
             raise ValueError(f"Invalid value for auto: {auto}. Must be one of {ALLOWED_AUTO}.")
@@ -184,6 +187,7 @@ class MIPROv2:
             raise ValueError(f"race_confidence must be 'auto', None or in [0.5, 1), got {race_confidence!r}.")
         self.race_confidence = race_confidence
         self.demo_set_strategy = check_strategy(demo_set_strategy)
+        self.keep_demo_fields = keep_demo_fields
         self.last_result: OptimizationResult | None = None
         Budget(max_calls=max_lm_calls, max_cost=max_cost)  # validates the limits now
 
@@ -340,7 +344,8 @@ class _Run:
             prompt_model = prompt_model.copy(usage=UsageCounter())  # count prompt-model calls apart
         self.prompt_model = prompt_model
         self.rng = random.Random(plan.seed)
-        self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost)
+        # Nested in a budget already active (a target's, which also pays for its final evaluations).
+        self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost, parent=config.current().budget)
         self.example_scores: dict[Combo, list[float]] = {}
 
     def execute(self, search_settings: SearchSettings) -> OptimizationResult:
@@ -419,6 +424,7 @@ class _Run:
             rng=self.rng,
             num_threads=threads,
             picker=DemoPicker(plan.trainset, self.opt.demo_set_strategy),
+            keep_fields=self.opt.keep_demo_fields,
         )
         with config.context(lm=self.task_model):
             return bootstrapper.demo_sets(plan.num_fewshot_candidates, boot)

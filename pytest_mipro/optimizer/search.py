@@ -29,7 +29,7 @@ from ..errors import BudgetExceeded
 from ..example import Example
 from ..program import Module
 from ..stats import rate_bounds
-from .evaluate import Evaluate, EvaluationResult, ExampleResult, TooManyErrors
+from .evaluate import Evaluate, EvaluationResult, ExampleResult, TooManyErrors, mean_score
 from .study import (
     EVALUATED,
     WHOLE_VALSET,
@@ -166,8 +166,7 @@ class ScoreMemo:
     ) -> EvaluationResult:
         """``combo``'s result on ``examples``, scoring (one at a time) only those not known or set aside."""
         results = list(self.iterate(evaluate, space, combo, examples))
-        score = sum(r.score for r in results) / len(results) if results else 0.0
-        return EvaluationResult(score, results)
+        return EvaluationResult(mean_score(results), results)
 
     def iterate(
         self,
@@ -201,10 +200,11 @@ class ScoreMemo:
             fresh.close()
 
     def known_scores(self, examples: Sequence[Example]) -> dict[Combo, list[float]]:
-        """Per-example scores of every combination already scored on all of ``examples``."""
+        """Per-example scores of every combination already scored on all of ``examples``
+        (one with a provider error on any of them has no complete set of scores)."""
         scores = {}
         for combo, known in self.results.items():
-            if all(ex.uid in known for ex in examples):
+            if all(ex.uid in known and known[ex.uid].scored for ex in examples):
                 scores[combo] = [known[ex.uid].score for ex in examples]
         return scores
 
@@ -573,9 +573,8 @@ class BayesianSearch:
 
     def _upper_bound(self, combo: Combo) -> float:
         """The best valset score ``combo`` can still plausibly have, from every example this process scored."""
-        known = self.memo.results.get(combo, {})
-        mean = sum(r.score for r in known.values()) / len(known) if known else 0.0
-        return self._valset_bounds(mean, len(known))[1]
+        known = [r for r in self.memo.results.get(combo, {}).values() if r.scored]
+        return self._valset_bounds(mean_score(known), len(known))[1]
 
     def _race_reference(self, study: SearchStudy, combo: Combo, full_only: bool) -> float:
         """What another combination surely scores on the valset: the best lower bound in the study.

@@ -6,7 +6,9 @@ task model is appended to a log file, so a test can prove how many LM calls a ru
 (cache hits never reach the model). ``FAKE_WRONG`` (comma-separated words, or whole items
 such as ``kale 3``) makes the task model answer those items wrongly whatever the prompt
 says; ``FAKE_FLAKY`` does the same only for the sample drawn with seed 2 (a task model at
-temperature > 0 gets the sample id as its seed).
+temperature > 0 gets the sample id as its seed). ``FAKE_FAIL`` (a fraction) makes that
+share of task requests fail with a 500, the same requests on every retry; ``FAKE_DOWN``
+(like ``FAKE_WRONG``) makes the requests about those items fail.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 INNER_CONFTEST = '''
+import hashlib
 import os
 import pytest
 from pytest_mipro import Example, register_fake_model
@@ -41,9 +44,22 @@ def _log(kind):
         handle.write(kind + "\\n")
 
 
+def _outage(messages, item):
+    """FAKE_FAIL (a fraction): that share of requests fail with a 500, the same ones on every
+    retry; FAKE_DOWN (words or items, like FAKE_WRONG): requests about those fail."""
+    share = float(os.environ.get("FAKE_FAIL") or 0)
+    down = [w for w in os.environ.get("FAKE_DOWN", "").split(",") if w]
+    digest = hashlib.sha256(repr(messages).encode()).digest()
+    if (share and int.from_bytes(digest[:4], "big") / 2**32 < share) or (item and (item in down or item.split()[0] in down)):
+        import litellm
+
+        raise litellm.InternalServerError("fake outage: 500 Internal Server Error", model="plugin-task", llm_provider="fake")
+
+
 def task(messages, params):
     _log("task")
     item = _fields(messages[-1]["content"]).get("item", "")
+    _outage(messages, item)
     word = item.split()[0] if item else ""
     wrong = [w for w in os.environ.get("FAKE_WRONG", "").split(",") if w]
     if params.get("seed") == 2:
@@ -173,6 +189,8 @@ def project(
     monkeypatch.setenv("FAKE_LM_LOG", str(log))
     monkeypatch.delenv("FAKE_WRONG", raising=False)
     monkeypatch.delenv("FAKE_FLAKY", raising=False)
+    monkeypatch.delenv("FAKE_FAIL", raising=False)
+    monkeypatch.delenv("FAKE_DOWN", raising=False)
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makeini(INNER_INI)
     created = Project(pytester, log)

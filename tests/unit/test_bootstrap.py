@@ -190,3 +190,24 @@ def test_a_spent_budget_keeps_the_sets_made_so_far(answers: Any) -> None:
         sets = make(foods(2), max_labeled=2).demo_sets(6, max_bootstrapped=4)["self"]
     assert sets[0] == [] and len(sets[1]) == 2
     assert answers.calls == 2
+
+
+def private(examples: list[Example]) -> list[Example]:
+    """The examples with fields outside the signature, as a support team's data would have."""
+    extra = [{"customer_email": f"c{i}@example.com", "internal_note": "vip"} for i in range(len(examples))]
+    return [Example({**ex, **more}).with_inputs("item") for ex, more in zip(examples, extra, strict=True)]
+
+
+def test_demos_keep_only_the_signature_fields(answers: Any) -> None:
+    sets = make(private(foods(2)), max_labeled=2).demo_sets(5, max_bootstrapped=2)["self"]
+
+    demos = [demo for demo_set in sets[1:] for demo in demo_set]
+    assert demos and any(d.get("augmented") for d in demos) and any(not d.get("augmented") for d in demos)
+    assert all(set(d) <= {"item", "kind", "augmented"} for d in demos)
+    assert all(d.input_keys == ("item",) for d in demos if d.input_keys is not None)
+
+
+def test_keep_fields_keeps_the_other_fields_in_demos(answers: Any) -> None:
+    sets = make(private(foods(2)), max_labeled=2, keep_fields=True).demo_sets(3, max_bootstrapped=2)["self"]
+
+    assert all("customer_email" in d for d in sets[1])  # the labeled set: whole examples

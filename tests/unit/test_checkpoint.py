@@ -62,7 +62,17 @@ def test_the_run_spending_adds_up_every_process_and_the_seal_turns_late_helpers_
     assert locking.total_spending() == Usage(calls=13, cache_hits=2, cost=0.5)
     with helper.helping() as wanted:
         assert not wanted  # the entry is being built: nothing left to help with
-    assert Checkpoint(tmp_path, run_id="next").total_spending() == Usage()  # another run starts from zero
+    # A later run of the same study (a resume) adds to what the earlier ones spent.
+    later = Checkpoint(tmp_path, run_id="next")
+    later.record_spending(Usage(calls=1))
+    assert later.total_spending() == Usage(calls=14, cache_hits=2, cost=0.5)
+
+
+def test_a_process_record_replaces_its_earlier_one(tmp_path: Path) -> None:
+    process = Checkpoint(tmp_path, run_id="r")
+    process.record_spending(Usage(calls=3))  # after a trial
+    process.record_spending(Usage(calls=7))  # at the end: everything so far, not 7 more
+    assert Checkpoint(tmp_path, run_id="r").total_spending() == Usage(calls=7)
 
 
 def test_sealing_waits_for_a_helper_at_work_but_not_for_a_dead_one(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from pytest_mipro import Budget, BudgetExceeded, Evaluate, Example, Predict, context
-from pytest_mipro.optimizer.evaluate import TooManyErrors
+from pytest_mipro.optimizer.evaluate import MetricError, ProviderErrors, TooManyErrors
 
 from ._tasks import WORDS, exact_match, fields_of, foods
 
@@ -46,6 +46,32 @@ def test_program_errors_score_zero_and_are_counted(fake_model: Any) -> None:
     assert result.score == pytest.approx(6 / 12)
 
 
+def kale_is_down(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Right for fruits; no answer for kale: the provider fails (a 500) however often it is asked."""
+    import litellm
+
+    if fields_of(messages[-1])["item"].startswith("kale"):
+        raise litellm.InternalServerError("500: overloaded", model="x", llm_provider="fake")
+    return "fruit"
+
+
+def test_provider_errors_are_counted_but_never_scored(fake_model: Any) -> None:
+    lm = fake_model(kale_is_down).lm(num_retries=0)
+    result = Evaluate(devset=foods(2), metric=exact_match)(Predict("item -> kind", lm=lm))
+    kale = [r for r in result.results if r.example.item.startswith("kale")]
+    assert len(kale) == 2 and all(r.provider_error and not r.scored and "500: overloaded" in (r.error or "") for r in kale)
+    assert result.errors == result.provider_errors == 2
+    assert result.score == pytest.approx(6 / 10)  # the kale examples got no answer: unscored, not wrong
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_provider_errors_past_a_tenth_of_the_examples_stop_the_evaluation(fake_model: Any, threads: int) -> None:
+    fake = fake_model(kale_is_down)  # kale: a sixth of the examples
+    evaluate = Evaluate(devset=foods(10), metric=exact_match, max_errors=1000, num_threads=threads)
+    with pytest.raises(ProviderErrors, match=r"3 of 1\d examples failed with a provider error after retries .*last: fake/model-\d+: .*500"):
+        evaluate(Predict("item -> kind", lm=fake.lm(num_retries=0)))
+
+
 @pytest.mark.parametrize("threads", [1, 4])
 def test_too_many_errors_stop_the_evaluation(fake_model: Any, threads: int) -> None:
     fake = fake_model(kind_responder)
@@ -67,11 +93,22 @@ def test_iterate_gives_each_result_in_order_and_counts_errors_over_all_of_them(f
     assert given == foods(2)[:11]  # in order, up to the second error (kale 1), on any number of threads
 
 
-def test_metric_must_return_a_fraction(fake_model: Any) -> None:
+@pytest.mark.parametrize("value", [100, -0.5, None, float("nan"), "yes", 1j])
+def test_a_metric_that_does_not_return_a_fraction_stops_the_evaluation(fake_model: Any, value: object) -> None:
+    fake = fake_model(lambda m, p: "fruit")
+    evaluate = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: value, max_errors=100)
+    with pytest.raises(MetricError, match=r"returned .* on example [0-9a-f]{12}; metrics must return a bool or a number in \[0, 1\]"):
+        evaluate(Predict("item -> kind", lm=fake.lm()))
+    assert fake.calls == 1  # loudly, at the first example
+
+
+def test_a_metric_that_raises_stops_the_evaluation_with_its_message(fake_model: Any) -> None:
+    def metric(example: Example, prediction: Any) -> bool:  # no trace parameter
+        return True
+
     lm = fake_model(lambda m, p: "fruit").lm()
-    result = Evaluate(devset=foods(1), metric=lambda ex, pred, trace=None: 100)(Predict("item -> kind", lm=lm))
-    assert result.score == 0.0 and result.errors == 6
-    assert "must return a bool or a number in [0, 1]" in str(result.results[0].error)
+    with pytest.raises(MetricError, match=r"metric .*metric raised on example [0-9a-f]{12}: TypeError: .*takes 2 positional arguments"):
+        Evaluate(devset=foods(1), metric=metric)(Predict("item -> kind", lm=lm))
 
 
 def test_float_metrics_are_averaged(fake_model: Any) -> None:

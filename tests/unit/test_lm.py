@@ -145,7 +145,7 @@ def test_transient_errors_are_retried_with_backoff(fake_model: Any, no_sleep: li
     lm = fake.lm(num_retries=3)
     assert lm(MESSAGES) == "Answer: 4"
     assert fake.calls == 3 and no_sleep == [0, 1]
-    assert lm.usage.snapshot().calls == 1 and lm.usage.snapshot().errors == 0
+    assert lm.usage.snapshot().calls == 3 and lm.usage.snapshot().errors == 0  # every attempt reached the provider
 
 
 def test_transient_errors_give_up_after_num_retries(fake_model: Any, no_sleep: list[int]) -> None:
@@ -157,7 +157,7 @@ def test_transient_errors_give_up_after_num_retries(fake_model: Any, no_sleep: l
     with pytest.raises(LMError, match="ServiceUnavailableError"):
         lm(MESSAGES)
     assert fake.calls == 3 and no_sleep == [0, 1]
-    assert lm.usage.snapshot().errors == 1 and lm.usage.snapshot().calls == 0
+    assert lm.usage.snapshot().errors == 1 and lm.usage.snapshot().calls == 3
 
 
 @pytest.mark.parametrize(
