@@ -43,6 +43,19 @@ def is_controller(config: pytest.Config) -> bool:
     return dist != "no" and bool(getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
 
 
+def run_identity(config: pytest.Config) -> tuple[str | None, str]:
+    """This run's id (shared by the workers of one xdist run; None: a fresh one) and this worker's id.
+
+    Read from xdist's ``workerinput``, not the environment: a pytest that a worker's test starts
+    inherits the worker's ``PYTEST_XDIST_*`` variables but is a run of its own, and sharing the
+    run id would make it wait for the trials an interrupted run left behind.
+    """
+    if not is_worker(config):
+        return None, ""
+    workerinput = config.workerinput  # type: ignore[attr-defined]
+    return str(workerinput.get("testrunuid") or "") or None, str(workerinput.get("workerid", ""))
+
+
 def reports_collection(config: pytest.Config) -> bool:
     """Whether this process reports collection-wide findings (unused lock entries).
 

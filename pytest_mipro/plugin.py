@@ -152,7 +152,8 @@ def _session(config: pytest.Config) -> MiproSession:
         )
         settings = config.stash[SETTINGS_KEY]
         peers = 1 + (distributed.helpers_per_target(config) if settings.optimize else 0)
-        config.stash[SESSION_KEY] = MiproSession(settings, callbacks, peers=peers)
+        run_id, worker_id = distributed.run_identity(config)
+        config.stash[SESSION_KEY] = MiproSession(settings, callbacks, peers=peers, run_id=run_id, worker_id=worker_id)
     return config.stash[SESSION_KEY]
 
 

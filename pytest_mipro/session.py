@@ -8,7 +8,6 @@ controller calls :meth:`finish`, which writes the lockfile once, from the outcom
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -132,7 +131,15 @@ def target_run(target: Target, outcome: TargetOutcome) -> TargetRun:
 class MiproSession:
     """Runs targets in the mode the settings say, and remembers their outcomes."""
 
-    def __init__(self, settings: MiproSettings, callbacks: Callbacks | None = None, *, peers: int = 1) -> None:
+    def __init__(
+        self,
+        settings: MiproSettings,
+        callbacks: Callbacks | None = None,
+        *,
+        peers: int = 1,
+        run_id: str | None = None,
+        worker_id: str = "",
+    ) -> None:
         self.settings = settings
         self.callbacks = callbacks or Callbacks()
         self.outcomes: list[TargetOutcome] = []
@@ -141,8 +148,8 @@ class MiproSession:
         self._models: tuple[LM, LM | None] | None = None
         # xdist workers of one run share the controller's run id; a study's RUNNING trials
         # from any other run id were left by an interrupted run.
-        self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
-        self.worker = _worker_number(os.environ.get("PYTEST_XDIST_WORKER", ""))
+        self.run_id = run_id or uuid.uuid4().hex
+        self.worker = _worker_number(worker_id)
         self.peers = peers  # processes working on each target's study: this one and its helpers
 
     # ------------------------------------------------------------ state

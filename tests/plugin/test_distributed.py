@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import FAST, Project
 
 # Appended to the inner conftest: every lockfile write is logged with the process's role
@@ -152,3 +154,26 @@ def test_helpers_prefetch_the_holdout_check_and_their_calls_are_counted(project:
     assert sum(by_worker.values()) <= 2 * len(held) + 2 * 4, by_worker
     # What the helper spent is in the entry's counts: every call that reached the model.
     assert entry["counts"]["calls"] == project.lm_calls("task") + project.lm_calls("prompt")
+
+
+def test_a_pytest_started_by_a_worker_is_a_run_of_its_own(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An outer xdist worker's variables reach every pytest its tests start. Shared, the run id
+    # would make a resumed run wait an hour for the trials its interrupted predecessor left.
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "outer-run")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            from pytest_mipro.plugin import _session
+            session = _session(config)
+            print(f"run id {session.run_id} worker {session.worker}")
+        """
+    )
+    pytester.makepyfile("def test_nothing(): pass")
+    first, second = pytester.runpytest_subprocess("-s"), pytester.runpytest_subprocess("-s")
+    ids = [line.split()[2] for result in (first, second) for line in result.outlines if line.startswith("run id ")]
+    assert len(ids) == 2 and "outer-run" not in ids and ids[0] != ids[1]
+    first.stdout.fnmatch_lines(["run id * worker 0"])

@@ -327,7 +327,7 @@ def test_a_resumed_run_counts_what_the_interrupted_run_spent(project: Project, m
     from .test_resume import _with_faults
 
     _with_faults(project)
-    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)  # under xdist both runs would share one run id
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "outer")  # leaked by an outer xdist run: each run must still be its own
     monkeypatch.setenv("FAKE_CRASH_AFTER", "20")  # the one-time steps and a trial or two, then the process dies
     assert project.run_subprocess("--mipro-optimize", "--mipro-no-cache").ret == 17
     before = project.lm_calls("task") + project.lm_calls("prompt")
