@@ -628,6 +628,8 @@ def optimize(
     with config.context(**({"budget": budget} if budget is not None else {})):
         searched = search(split.search, run, plan, hooks.trial_finished)
         try:
+            if budget is not None:
+                budget.release_hold()
             selected = select(target, split, searched, current, run)
         except BudgetExceeded as exc:
             raise BudgetExceeded(
@@ -663,17 +665,19 @@ def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tupl
 
     ``max_lm_calls``/``max_cost`` bound everything optimizing the target sends, the final
     evaluations included (the pick on the validation set, the pick and the current program
-    on the holdout). The search gets what is left after a reserve for those; a budget too
-    small for the reserve is an error before any LM call.
+    on the holdout). The search gets what is left after a reserve for those (for a cost
+    limit: the reserve's calls at the mean cost of a call so far); a calls budget too small
+    for the reserve is an error before any LM call.
     """
     max_calls, max_cost = plan.init.get("max_lm_calls"), plan.init.get("max_cost")
     if max_calls is None and max_cost is None:
         return None, plan
-    budget = Budget(max_calls=max_calls, max_cost=max_cost)  # type: ignore[arg-type]  # checked by the declaration
-    if not isinstance(max_calls, int):
-        return budget, plan
     predictors = len(target.program.predictors())
     reserve = predictors * (_search_valset_size(split.search) + 2 * len(split.examples))
+    # A cost limit holds back the reserve's calls at the mean price so far; released in select().
+    budget = Budget(max_calls=max_calls, max_cost=max_cost, held_calls=reserve if max_cost is not None else 0)  # type: ignore[arg-type]  # checked by the declaration
+    if not isinstance(max_calls, int):
+        return budget, plan
     if max_calls <= reserve:
         raise ConfigError(
             f"mipro target {target.name!r}: max_lm_calls={max_calls} cannot pay for the final evaluations "

@@ -21,6 +21,9 @@ class Budget:
     cost: float = 0.0
     # An enclosing budget (a whole target's, around its search's): a call is reserved in both.
     parent: Budget | None = field(default=None, repr=False, compare=False)
+    # Calls a cost limit keeps room for (the final evaluations, at the mean cost of a call so
+    # far) until release_hold(): prices are not known in advance, so a count has to do.
+    held_calls: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,10 +47,16 @@ class Budget:
         if self.parent is not None:
             self.parent.add_cost(cost)
 
+    def release_hold(self) -> None:
+        """Let the calls held back for the end spend what is left."""
+        with self._lock:
+            self.held_calls = 0
+
     @property
     def exhausted(self) -> bool:
         over_calls = self.max_calls is not None and self.calls >= self.max_calls
-        over_cost = self.max_cost is not None and self.cost >= self.max_cost
+        held_cost = self.held_calls * self.cost / self.calls if self.calls else 0.0
+        over_cost = self.max_cost is not None and self.cost + held_cost >= self.max_cost
         return over_calls or over_cost
 
     def describe(self) -> str:

@@ -233,6 +233,21 @@ def test_budget_cost_limit() -> None:
         budget.reserve()
 
 
+def test_a_cost_limit_holds_back_room_for_the_final_calls_until_released() -> None:
+    budget = Budget(max_cost=1.0, held_calls=3)
+    for _ in range(5):  # 1/8 a call: after four, 0.5 spent and three more at the mean make 0.875
+        budget.reserve()
+        budget.add_cost(0.125)
+    with pytest.raises(BudgetExceeded):  # 0.625 spent: three more would reach the limit
+        budget.reserve()
+    budget.release_hold()
+    for _ in range(3):  # what was held back pays for the final evaluations
+        budget.reserve()
+        budget.add_cost(0.125)
+    with pytest.raises(BudgetExceeded):
+        budget.reserve()
+
+
 def test_configure_accepts_model_strings_and_restores_as_a_context_manager(fake_model: Any) -> None:
     outer, inner = fake_model("Answer: outer"), fake_model("Answer: inner")
     configure(lm=outer.model)
