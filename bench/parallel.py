@@ -196,7 +196,10 @@ def main() -> None:
         })
         print(f"-n {workers} threads {threads}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"latency": args.latency, "jitter": args.jitter, "examples": args.examples, "seeds": seeds, "rows": rows}, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps({"latency": args.latency, "jitter": args.jitter, "examples": args.examples, "seeds": seeds, "rows": rows}, indent=2)
+        + "\n"
+    )
     print(textwrap.dedent("""
         | -n | threads | wall time (s) | LM calls | latency bound (s) | final val score | speed-up vs -n 0 |
         |---|---|---|---|---|---|---|"""))

@@ -30,7 +30,7 @@ class Settings:
     cache_dir: str | None = None
     sample_id: int | None = None
     budget: Budget | None = None
-    trace: list[Any] | None = field(default=None, compare=False)
+    trace: list[object] | None = field(default=None, compare=False)
 
 
 _GLOBAL = [Settings()]

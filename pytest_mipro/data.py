@@ -39,7 +39,7 @@ def load_examples(
     return examples
 
 
-def _read_records(path: Path) -> list[Any]:
+def _read_records(path: Path) -> list[object]:
     if not path.exists():
         raise ConfigError(f"examples file {path} does not exist")
     text = path.read_text(encoding="utf-8")
@@ -66,7 +66,7 @@ def _read_records(path: Path) -> list[Any]:
     return data
 
 
-def _json_line(path: Path, number: int, line: str) -> Any:
+def _json_line(path: Path, number: int, line: str) -> object:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:

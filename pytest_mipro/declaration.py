@@ -85,7 +85,10 @@ class Target:
 
     def __post_init__(self) -> None:
         if not isinstance(self.program, Module):
-            raise ConfigError(f"mipro target {self.name!r}: the program must be a pytest_mipro Module (Predict, ChainOfThought, ...), got {type(self.program).__name__}")
+            raise ConfigError(
+                f"mipro target {self.name!r}: the program must be a pytest_mipro Module "
+                f"(Predict, ChainOfThought, ...), got {type(self.program).__name__}"
+            )
         if not callable(self.metric):
             raise ConfigError(f"mipro target {self.name!r}: the metric must be callable as metric(example, prediction, trace=None)")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -127,8 +130,12 @@ def target_from_declaration(
     threshold = _threshold(options.pop("threshold", None), where)
     program = _resolve(args[0], None, "program", lookup, where)
     if not isinstance(program, Module):
-        raise ConfigError(f"{where}: the program must be a pytest_mipro Module (Predict, ChainOfThought, ...), got {type(program).__name__}")
-    examples = make_examples(_resolve(options.pop("examples", None), "examples", "examples", lookup, where), program, where=f"{where}: examples")
+        raise ConfigError(
+            f"{where}: the program must be a pytest_mipro Module (Predict, ChainOfThought, ...), got {type(program).__name__}"
+        )
+    examples = make_examples(
+        _resolve(options.pop("examples", None), "examples", "examples", lookup, where), program, where=f"{where}: examples"
+    )
     valset = _optional_examples(options.pop("valset", None), "valset", program, lookup, where)
     holdout = _optional_examples(options.pop("holdout", None), "holdout", program, lookup, where)
     metric = _resolve(options.pop("metric", None), "metric", "metric", lookup, where)
@@ -183,7 +190,9 @@ def make_examples(value: object, program: Module, *, where: str) -> list[Example
         records = list(value)
         examples = load_examples(records) if records else []
     else:
-        raise ConfigError(f"{where} must be a list of examples (Example or dict) or a path to a YAML/JSON/JSONL file, got {type(value).__name__}")
+        raise ConfigError(
+            f"{where} must be a list of examples (Example or dict) or a path to a YAML/JSON/JSONL file, got {type(value).__name__}"
+        )
     if not examples:
         raise ConfigError(f"{where} is empty")
     inputs = program_inputs(program)
@@ -201,7 +210,10 @@ def program_inputs(program: Module) -> list[str] | None:
 
 def _mark_inputs(example: Example, inputs: list[str] | None, where: str) -> Example:
     if not inputs:
-        raise ConfigError(f"{where}: cannot tell which fields are inputs; mark them with Example(...).with_inputs(...) or load_examples(..., inputs=[...])")
+        raise ConfigError(
+            f"{where}: cannot tell which fields are inputs; "
+            "mark them with Example(...).with_inputs(...) or load_examples(..., inputs=[...])"
+        )
     missing = [k for k in inputs if k not in example]
     if missing:
         raise ConfigError(f"{where}: example {dict(example)!r} lacks the program's input field(s) {missing}")

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from .lockfile import LockEntry, Lockfile, PredictorLock
 from .stats import clustered_mean_interval, mcnemar_exact_p, paired_t_p
@@ -109,8 +109,8 @@ class Change:
     """A setting that differs: ``key`` (dotted), its old and new value (None when absent)."""
 
     key: str
-    before: Any
-    after: Any
+    before: object
+    after: object
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,8 @@ class PredictorDiff:
     instructions: tuple[str | None, str | None]
     instruction_diff: tuple[str, ...]
     instruction_words: tuple[tuple[str, str], ...]  # word diff: ("=" | "-" | "+", text) runs
-    demos_added: tuple[dict[str, Any], ...]
-    demos_removed: tuple[dict[str, Any], ...]
+    demos_added: tuple[dict[str, object], ...]
+    demos_removed: tuple[dict[str, object], ...]
     demos_reordered: bool
 
 
@@ -146,8 +146,8 @@ class TargetDiff:
     models: tuple[Change, ...] = ()
     optimizer: tuple[Change, ...] = ()
     fingerprint: tuple[str, ...] = ()  # fingerprint parts that differ
-    holdout: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # each side's holdout check, without ids/scores
-    cost: dict[str, Any] = field(default_factory=dict)  # the new entry's optimization counts
+    holdout: tuple[dict[str, object], dict[str, object]] = ({}, {})  # each side's holdout check, without ids/scores
+    cost: dict[str, object] = field(default_factory=dict)  # the new entry's optimization counts
 
     @property
     def prompts_changed(self) -> bool:
@@ -165,7 +165,7 @@ class LockDiff:
     def by_status(self, status: Status) -> list[TargetDiff]:
         return [t for t in self.targets if t.status == status]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON form: ``format``, ``old``, ``new``, ``summary`` and ``targets``."""
         summary = {status: [t.name for t in self.by_status(status)] for status in ("changed", "added", "removed", "unchanged")}
         return {"format": FORMAT, "old": self.old, "new": self.new, "summary": summary, "targets": [_target_dict(t) for t in self.targets]}
@@ -174,17 +174,16 @@ class LockDiff:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-def _target_dict(target: TargetDiff) -> dict[str, Any]:
+def _target_dict(target: TargetDiff) -> dict[str, object]:
     data = asdict(target)
     data["prompts_changed"] = target.prompts_changed
-    data["holdout"] = dict(zip(("before", "after"), target.holdout))
+    data["holdout"] = dict(zip(("before", "after"), target.holdout, strict=True))
     if target.paired is not None:
         data["paired"].update(change=target.paired.change, significant=target.paired.significant)
-    finite: dict[str, Any] = _finite(data)
-    return finite
+    return {key: _finite(value) for key, value in data.items()}
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     """JSON has no NaN: a score never measured is null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -229,7 +228,7 @@ def compare_entries(name: str, old: LockEntry | None, new: LockEntry | None) -> 
     )
 
 
-def _models(entry: LockEntry | None) -> dict[str, Any]:
+def _models(entry: LockEntry | None) -> dict[str, object]:
     return {} if entry is None else {"task_model": entry.task_model, "prompt_model": entry.prompt_model}
 
 
@@ -238,14 +237,14 @@ def _fingerprint_changes(old: LockEntry, new: LockEntry) -> tuple[str, ...]:
     return tuple(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)))
 
 
-def _data(entry: LockEntry) -> dict[str, Any]:
+def _data(entry: LockEntry) -> dict[str, object]:
     """The entry as locked, without its run counts (how the run went, not what it found)."""
     data = entry.to_dict()
     data.pop("counts", None)
     return data
 
 
-def _counts(entry: LockEntry) -> dict[str, Any]:
+def _counts(entry: LockEntry) -> dict[str, object]:
     return dict(entry.counts.to_dict())
 
 
@@ -266,7 +265,7 @@ def _score(entry: LockEntry) -> Score:
 def _per_example(entry: LockEntry) -> dict[str, float]:
     """Example id -> score (the mean, for an id scored more than once)."""
     grouped: dict[str, list[float]] = {}
-    for uid, value in zip(entry.results.ids, entry.results.scores):
+    for uid, value in zip(entry.results.ids, entry.results.scores, strict=True):
         grouped.setdefault(uid, []).append(value)
     return {uid: math.fsum(values) / len(values) for uid, values in grouped.items() if values}
 
@@ -278,8 +277,8 @@ def _paired(old: LockEntry, new: LockEntry) -> Paired | None:
         return None
     b, a = [before[u] for u in shared], [after[u] for u in shared]
     if all(v in (0.0, 1.0) for v in b + a):
-        worse_n = sum(x > y for x, y in zip(b, a))
-        better_n = sum(x < y for x, y in zip(b, a))
+        worse_n = sum(x > y for x, y in zip(b, a, strict=True))
+        better_n = sum(x < y for x, y in zip(b, a, strict=True))
         method: Literal["mcnemar", "paired_t"] = "mcnemar"
         p_worse, p_better = mcnemar_exact_p(worse_n, better_n), mcnemar_exact_p(better_n, worse_n)
     else:
@@ -333,7 +332,7 @@ def _predictor(name: str, old: PredictorLock | None, new: PredictorLock | None) 
     )
 
 
-def _demo_key(demo: Mapping[str, Any]) -> str:
+def _demo_key(demo: Mapping[str, object]) -> str:
     return json.dumps(dict(demo), sort_keys=True, ensure_ascii=False, default=str)
 
 
@@ -371,12 +370,12 @@ def _word_diff(old: str | None, new: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(runs)
 
 
-def _changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> tuple[Change, ...]:
+def _changes(old: Mapping[str, object], new: Mapping[str, object], prefix: str = "") -> tuple[Change, ...]:
     keys = list(old) + [k for k in new if k not in old]
     return tuple(Change(prefix + str(k), old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
 
 
-def _holdout_summary(entry: LockEntry | None) -> dict[str, Any]:
+def _holdout_summary(entry: LockEntry | None) -> dict[str, object]:
     """The holdout check's decision, without its per-example lists."""
     return {} if entry is None else {k: v for k, v in entry.holdout.items() if k not in ("ids", "scores")}
 
@@ -528,7 +527,7 @@ def _words_text(runs: Sequence[tuple[str, str]], context: int = 6) -> str:
 
 
 def _demo_lines(predictor: PredictorDiff) -> list[str]:
-    groups: list[tuple[str, tuple[dict[str, Any], ...]]] = [("Demos", predictor.demos_added or predictor.demos_removed)]
+    groups: list[tuple[str, tuple[dict[str, object], ...]]] = [("Demos", predictor.demos_added or predictor.demos_removed)]
     if predictor.status == "changed":
         groups = [("Demos added", predictor.demos_added), ("Demos removed", predictor.demos_removed)]
     lines = []
@@ -540,7 +539,7 @@ def _demo_lines(predictor: PredictorDiff) -> list[str]:
     return lines
 
 
-def _demo_text(demo: Mapping[str, Any]) -> str:
+def _demo_text(demo: Mapping[str, object]) -> str:
     return "; ".join(f"**{_cell(str(k))}**: {_cell(_short(str(v)))}" for k, v in demo.items())
 
 
@@ -562,7 +561,7 @@ def _settings_lines(target: TargetDiff) -> list[str]:
     return lines
 
 
-def _holdout_text(check: Mapping[str, Any]) -> str:
+def _holdout_text(check: Mapping[str, object]) -> str:
     """One sentence on the holdout check that chose the new entry's prompt."""
     other = "the unoptimized program" if check.get("compared_with") == "unoptimized" else "the previously locked prompt"
     n, source = check.get("n", "?"), check.get("source", "?")
@@ -574,12 +573,13 @@ def _holdout_text(check: Mapping[str, Any]) -> str:
             f"{_num(check.get('other_score'))} for the search's pick (its gain {gain} is not significant: lower bound {lower}).")
 
 
-def _cost_text(counts: Mapping[str, Any]) -> str:
+def _cost_text(counts: Mapping[str, object]) -> str:
     parts = []
     if isinstance(counts.get("calls"), int):
         parts.append(f"{counts['calls']} LM calls")
-    if isinstance(counts.get("cost"), (int, float)) and counts["cost"] > 0:
-        parts.append(f"${counts['cost']:.4f}")
+    cost = counts.get("cost")
+    if isinstance(cost, (int, float)) and cost > 0:
+        parts.append(f"${cost:.4f}")
     if isinstance(counts.get("seconds"), (int, float)):
         parts.append(f"{counts['seconds']:.0f} s")
     return ", ".join(parts)
@@ -590,11 +590,11 @@ def _cost_text(counts: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
-def _num(value: Any) -> str:
+def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
-def _signed(value: Any) -> str:
+def _signed(value: object) -> str:
     return f"{value:+.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
@@ -602,7 +602,7 @@ def _p(value: float) -> str:
     return f"{value:.3f}" if value >= 0.001 else "< 0.001"
 
 
-def _value(value: Any) -> str:
+def _value(value: object) -> str:
     """A setting's value for a table cell."""
     if value is None:
         return "—"
@@ -621,7 +621,17 @@ def _short(text: str, limit: int = _MAX_CELL) -> str:
 def _cell(text: str) -> str:
     """Text for a table cell or list item: one line, no table or HTML syntax."""
     text = " ".join(text.split())
-    for raw, escaped in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"), ("_", "\\_"), ("`", "\\`"), ("[", "\\["), ("]", "\\]")):
+    for raw, escaped in (
+        ("\\", "\\\\"),
+        ("|", "\\|"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("*", "\\*"),
+        ("_", "\\_"),
+        ("`", "\\`"),
+        ("[", "\\["),
+        ("]", "\\]"),
+    ):
         text = text.replace(raw, escaped)
     return text
 

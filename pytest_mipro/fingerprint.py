@@ -23,10 +23,13 @@ import json
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .example import Example
 from .program import Module, Predict
+
+if TYPE_CHECKING:
+    from .lm import LM
 
 PARTS = ("structure", "instructions", "examples", "metric", "model")
 DESCRIPTIONS = {
@@ -37,7 +40,9 @@ DESCRIPTIONS = {
     "model": "the task model or its parameters",
 }
 # LM parameters that say how to reach a model, not what it answers: never hashed, never stored.
-_NOT_HASHED = frozenset({"api_key", "api_base", "base_url", "api_version", "organization", "extra_headers", "headers", "timeout", "num_retries"})
+_NOT_HASHED = frozenset(
+    {"api_key", "api_base", "base_url", "api_version", "organization", "extra_headers", "headers", "timeout", "num_retries"}
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Fingerprint:
     def hash(self) -> str:
         return _digest(self.parts)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"hash": self.hash, "parts": dict(self.parts)}
 
 
@@ -59,8 +64,8 @@ def fingerprint(
     program: Module,
     examples: Sequence[Example],
     valset: Sequence[Example] | None,
-    metric: Callable[..., Any],
-    model: Any,
+    metric: Callable[..., object],
+    model: LM | str | None,
     holdout: Sequence[Example] | None = None,
 ) -> Fingerprint:
     """The fingerprint of a target; ``model`` is the task LM (``LM``) or a model string."""
@@ -75,7 +80,7 @@ def fingerprint(
     )
 
 
-def diff(old: Mapping[str, Any], new: Fingerprint) -> list[str]:
+def diff(old: Mapping[str, object], new: Fingerprint) -> list[str]:
     """Names of the parts whose hashes differ (a part missing on either side counts as changed)."""
     return [part for part in PARTS if old.get(part) != new.parts.get(part)]
 
@@ -100,26 +105,30 @@ def instructions_part(program: Module) -> str:
     return state_part(state)
 
 
-def state_part(state: Mapping[str, Mapping[str, Any]]) -> str:
+def state_part(state: Mapping[str, Mapping[str, object]]) -> str:
     """Hash of a ``{predictor: {instructions, demos}}`` mapping (the lock's program state form)."""
-    return _digest({name: {"instructions": s["instructions"], "demos": list(s.get("demos") or [])} for name, s in state.items()})
+    return _digest({name: {"instructions": s["instructions"], "demos": _demo_list(s.get("demos"))} for name, s in state.items()})
+
+
+def _demo_list(demos: object) -> list[object]:
+    return list(demos) if isinstance(demos, (list, tuple)) else []
 
 
 def examples_part(examples: Sequence[Example], valset: Sequence[Example] | None, holdout: Sequence[Example] | None = None) -> str:
-    def ids(items: Sequence[Example]) -> list[Any]:
+    def ids(items: Sequence[Example]) -> list[object]:
         return [[ex.uid, list(ex.input_keys or ())] for ex in items]
 
-    parts: dict[str, Any] = {"examples": ids(examples), "valset": None if valset is None else ids(valset)}
+    parts: dict[str, object] = {"examples": ids(examples), "valset": None if valset is None else ids(valset)}
     if holdout is not None:  # only when declared, so entries locked before holdouts existed stay fresh
         parts["holdout"] = ids(holdout)
     return _digest(parts)
 
 
-def metric_part(metric: Callable[..., Any]) -> str:
+def metric_part(metric: Callable[..., object]) -> str:
     return _digest(metric_source(metric))
 
 
-def metric_source(metric: Callable[..., Any]) -> str:
+def metric_source(metric: Callable[..., object]) -> str:
     """The metric's source (dedented); partials include their arguments; else the qualified name."""
     if isinstance(metric, functools.partial):
         return f"partial({metric_source(metric.func)}, args={metric.args!r}, kwargs={sorted(metric.keywords.items())!r})"
@@ -130,19 +139,18 @@ def metric_source(metric: Callable[..., Any]) -> str:
         return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
-def model_part(model: Any, program: Module) -> str:
+def model_part(model: LM | str | None, program: Module) -> str:
     """The task model plus any model pinned on a predictor (``Predict(..., lm=...)``)."""
     pinned = {name: describe_model(p.lm) for name, p in program.named_predictors() if p.lm is not None}
     return _digest({"task": describe_model(model), "pinned": pinned})
 
 
-def describe_model(model: Any) -> dict[str, Any]:
+def describe_model(model: LM | str | None) -> dict[str, object]:
     """Model string and reply-changing parameters; connection settings and secrets are left out."""
     if model is None or isinstance(model, str):
         return {"model": model}
-    params = model.params() if hasattr(model, "params") else {}
-    kept = {k: v for k, v in params.items() if k not in _NOT_HASHED}
-    return {"model": getattr(model, "model", repr(model)), "params": kept}
+    kept = {k: v for k, v in model.params().items() if k not in _NOT_HASHED}
+    return {"model": model.model, "params": kept}
 
 
 def _forward_source(program: Module) -> str | None:
@@ -158,6 +166,6 @@ def _forward_source(program: Module) -> str | None:
         return f"{type(program).__module__}.{type(program).__qualname__}.forward"
 
 
-def _digest(value: Any) -> str:
+def _digest(value: object) -> str:
     text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

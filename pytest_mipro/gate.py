@@ -293,7 +293,7 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
         chunk = order[start : start + size]
         samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
         spent += chunk_counts
-        for index, results in zip(chunk, samples):
+        for index, results in zip(chunk, samples, strict=True):
             per_example[index] = results
             judge_.add(index, [r.score for r in results])
         if chunk_counts.calls and judge_.evaluated < judge_.total and judge_.settled() is not None:
@@ -328,6 +328,6 @@ def _score_chunk(
         with config.context(sample_id=sample or None):
             evaluation = evaluate_program(target, program, examples, run)
         spent += evaluation.counts
-        for results, result in zip(per_example, evaluation.results):
+        for results, result in zip(per_example, evaluation.results, strict=True):
             results.append(result)
     return per_example, spent

@@ -169,11 +169,6 @@ class LockEntry:
         """``{predictor: {instructions, demos}}``, the mapping ``Module.load_state`` takes."""
         return {name: {"instructions": p.instructions, "demos": [dict(d) for d in p.demos]} for name, p in self.predictors.items()}
 
-    @property
-    def structure(self) -> dict[str, str]:
-        """Predictor name -> signature spec."""
-        return {name: p.signature for name, p in self.predictors.items()}
-
     def same_lock_as(self, other: LockEntry) -> bool:
         """Equal in everything but ``counts`` (calls, tokens, time: how the run went, not what it found)."""
         mine, theirs = self.to_dict(), other.to_dict()
@@ -327,7 +322,9 @@ class Lockfile:
             raise LockfileError(f"{path}:1: expected a mapping with 'version' and 'targets', got {type(data).__name__}")
         if data.get("version") != VERSION:
             line = _line_of(text, ("version",))
-            raise LockfileError(f"{path}:{line}: unsupported lockfile version {data.get('version')!r}; this pytest-mipro writes version {VERSION}")
+            raise LockfileError(
+                f"{path}:{line}: unsupported lockfile version {data.get('version')!r}; this pytest-mipro writes version {VERSION}"
+            )
         targets = data.get("targets") or {}
         if not isinstance(targets, Mapping):
             raise LockfileError(f"{path}:{_line_of(text, ('targets',))}: 'targets' must be a mapping of target names to entries")
@@ -453,7 +450,7 @@ def _yaml_error_message(path: Path, exc: Exception) -> str:
     return f"{path}{line}: malformed lockfile: {problem}; fix it or delete it and run `pytest --mipro-optimize`"
 
 
-def _line_of(text: str, keys: tuple[Any, ...]) -> int:
+def _line_of(text: str, keys: tuple[object, ...]) -> int:
     """1-based line of the value at ``keys`` (a path of mapping keys), or 1 when not found."""
     import yaml
 

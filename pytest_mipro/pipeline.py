@@ -119,7 +119,9 @@ def check(target: Target, nodeid: str, entry: LockEntry | None, lockfile: Lockfi
     stale = _stale(target, nodeid, Mode.CHECK, entry, lockfile, run)
     if stale is not None:
         return stale
-    return TargetOutcome(target.name, nodeid, Mode.CHECK, Outcome.PASSED, threshold=target.threshold, threshold_source="marker", entry=entry)
+    return TargetOutcome(
+        target.name, nodeid, Mode.CHECK, Outcome.PASSED, threshold=target.threshold, threshold_source="marker", entry=entry
+    )
 
 
 def gate(
@@ -408,7 +410,7 @@ class _TrialCounter:
             self.search_kind = trial.kind
         counted = trial.kind is self.search_kind
         self.count += counted
-        usage = sum((lm.usage.snapshot() - b for lm, b in zip(self.lms, self.before)), Usage())
+        usage = sum((lm.usage.snapshot() - b for lm, b in zip(self.lms, self.before, strict=True)), Usage())
         elapsed = time.monotonic() - self.started
         self.on_trial(TrialProgress(self.name, trial, self.count, self.total, usage, elapsed, counted))
 
@@ -482,7 +484,14 @@ def _holdout_check(
         spent += kept.counts
         pick = Pick(incumbent, kept)
     verdict = HoldoutVerdict(
-        against, same, adopted, decision.n, _round(decision.new_score), _round(decision.old_score), _round(decision.improvement), _round(decision.lower_bound)
+        against,
+        same,
+        adopted,
+        decision.n,
+        _round(decision.new_score),
+        _round(decision.old_score),
+        _round(decision.improvement),
+        _round(decision.lower_bound),
     )
     locked = new if adopted else old
     other = decision.old_score if adopted else decision.new_score
@@ -524,7 +533,12 @@ def _round(value: float) -> float | None:
 
 
 def lock_entry(
-    target: Target, run: RunConfig, searched: Searched, selected: Selected, counts: Counts, lock_extra: Callable[[LockEntry], Mapping[str, object]]
+    target: Target,
+    run: RunConfig,
+    searched: Searched,
+    selected: Selected,
+    counts: Counts,
+    lock_extra: Callable[[LockEntry], Mapping[str, object]],
 ) -> LockEntry:
     """The lock entry for the selected program: the one place an entry is built.
 

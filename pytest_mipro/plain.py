@@ -35,10 +35,6 @@ def integer(data: Plain, key: str, default: int | None = None) -> int:
     return value
 
 
-def optional_integer(data: Plain, key: str) -> int | None:
-    return None if data.get(key) is None else integer(data, key)
-
-
 def text(data: Plain, key: str, default: str | None = None) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):

@@ -47,10 +47,19 @@ _OPTION_HELP = {
     "auto": ("optimization budget preset: light, medium or heavy (default: light)", "PRESET"),
     "seed": ("optimizer seed (default: MIPROv2's, 9)", "INT"),
     "threads": ("parallel LM calls per evaluation (default: 1)", "N"),
-    "tolerance": ("for lock entries without per-example results and no marker threshold: gate on the locked score minus this (default: 0.05)", "FRACTION"),
-    "strict": ("fail a target whose gate verdict is INCONCLUSIVE (the threshold lies inside the score's confidence bounds) instead of warning", None),
+    "tolerance": (
+        "for lock entries without per-example results and no marker threshold: gate on the locked score minus this (default: 0.05)",
+        "FRACTION",
+    ),
+    "strict": (
+        "fail a target whose gate verdict is INCONCLUSIVE (the threshold lies inside the score's confidence bounds) instead of warning",
+        None,
+    ),
     "min-drop": ("the regression gate fails only on a significant drop larger than this (default: 0.02; 1 turns it off)", "FRACTION"),
-    "repeats": ("samples per gate example (distinct sample ids, so the cache keeps them apart); reports pass rate and pass^k (default: 1)", "N"),
+    "repeats": (
+        "samples per gate example (distinct sample ids, so the cache keeps them apart); reports pass rate and pass^k (default: 1)",
+        "N",
+    ),
     "budget": ("LM spending limit per optimized target: '500' calls, 'cost=2.5' dollars, or 'calls=500,cost=2.5'", "LIMITS"),
     "no-cache": ("do not read or write the LM response cache", None),
     "report": ("write a report: .json (machine-readable), .html (a self-contained page) or .md (a Markdown summary)", "PATH"),

@@ -53,7 +53,7 @@ class Module:
 
     def deepcopy(self) -> Module:
         """An independent copy; LMs and adapters are shared, not copied."""
-        memo: dict[int, Any] = {}
+        memo: dict[int, object] = {}
         for predictor in self.predictors():
             for shared in (predictor.lm, predictor.adapter):
                 if shared is not None:
@@ -111,7 +111,7 @@ class Module:
         return self.load_state(entry.program_state(), source=f"{lockfile}: {name}")
 
 
-def _parse_state(path: Path, text: str) -> Any:
+def _parse_state(path: Path, text: str) -> object:
     """The data in a saved program file; a syntax error names the file."""
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -130,14 +130,14 @@ def _parse_state(path: Path, text: str) -> Any:
 _RESULT_ATTRS = frozenset({"candidate_programs", "mb_candidate_programs", "trial_logs"})
 
 
-def _walk(obj: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Predict]]:
+def _walk(obj: object, prefix: str, seen: set[int]) -> Iterator[tuple[str, Predict]]:
     for attr, value in vars(obj).items():
         if attr.startswith("_") or attr in _RESULT_ATTRS:
             continue
         yield from _walk_value(value, f"{prefix}{attr}", seen)
 
 
-def _walk_value(value: Any, name: str, seen: set[int]) -> Iterator[tuple[str, Predict]]:
+def _walk_value(value: object, name: str, seen: set[int]) -> Iterator[tuple[str, Predict]]:
     if id(value) in seen:
         return
     if isinstance(value, Predict):

@@ -92,7 +92,7 @@ def spending(program: Module, run: RunConfig, work: Callable[[], R]) -> tuple[R,
     before = [lm.usage.snapshot() for lm in lms]
     with config.context(lm=run.task_lm, cache=run.cache):
         result = work()
-    return result, sum((lm.usage.snapshot() - b for lm, b in zip(lms, before)), Usage())
+    return result, sum((lm.usage.snapshot() - b for lm, b in zip(lms, before, strict=True)), Usage())
 
 
 def _lms(program: Module, task_lm: LM) -> list[LM]:
@@ -129,7 +129,9 @@ def gate_examples(target: Target, entry: LockEntry) -> list[Example]:
     by_id = {ex.uid: ex for ex in target.labeled}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise LockfileError(f"lock entry {entry.name!r} was scored on examples that are gone ({len(missing)} of {len(ids)}); run `pytest --mipro-optimize`")
+        raise LockfileError(
+            f"lock entry {entry.name!r} was scored on examples that are gone ({len(missing)} of {len(ids)}); run `pytest --mipro-optimize`"
+        )
     return [by_id[i] for i in ids]
 
 

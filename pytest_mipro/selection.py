@@ -27,7 +27,7 @@ def paired_standard_error(a: Sequence[float], b: Sequence[float]) -> tuple[float
     n = len(a)
     if n == 0:
         return 0.0, 0.0
-    diffs = [x - y for x, y in zip(a, b)]
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
     mean = sum(diffs) / n
     if n == 1:
         return mean, 0.0

@@ -218,7 +218,9 @@ class MiproSession:
         return pipeline.gate(target, nodeid, entry, lockfile, run, policy, self._judging())
 
     def _policy(self, target: Target, entry: LockEntry | None) -> GatePolicy:
-        threshold, source = (target.threshold, "marker") if entry is None else pipeline.gate_threshold(target, entry, self.settings.tolerance)
+        threshold, source = (
+            (target.threshold, "marker") if entry is None else pipeline.gate_threshold(target, entry, self.settings.tolerance)
+        )
         return GatePolicy(
             threshold=threshold,
             threshold_source=source,

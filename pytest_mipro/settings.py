@@ -12,7 +12,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 
@@ -95,8 +94,8 @@ class Sources:
 
 
 def resolve(
-    cli: Mapping[str, Any],
-    ini: Mapping[str, Any],
+    cli: Mapping[str, object],
+    ini: Mapping[str, object],
     sources: Sources,
     *,
     verbosity: int = 0,
@@ -134,7 +133,7 @@ def resolve(
 class _Picker:
     """The CLI value of an option when given, else its ini twin's."""
 
-    def __init__(self, cli: Mapping[str, Any], ini: Mapping[str, Any]) -> None:
+    def __init__(self, cli: Mapping[str, object], ini: Mapping[str, object]) -> None:
         self.cli, self.ini = cli, ini
 
     def from_cli(self, name: str) -> bool:
@@ -149,7 +148,7 @@ class _Picker:
         return text or None
 
 
-def _ini_bool(raw: Any, name: str) -> bool:
+def _ini_bool(raw: object, name: str) -> bool:
     if raw in (None, "", False):
         return False
     if raw is True:

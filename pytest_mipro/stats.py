@@ -18,8 +18,7 @@ Contents
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -29,18 +28,14 @@ __all__ = [
     "INCONCLUSIVE",
     "PASS",
     "RegressionResult",
-    "ThresholdCurtailer",
     "ThresholdResult",
     "Verdict",
     "clustered_mean_interval",
-    "curtailed_threshold_verdict",
     "mcnemar_exact_p",
     "norm_ppf",
-    "paired_bootstrap_p",
     "paired_t_p",
     "regression_test",
     "regularized_incomplete_beta",
-    "settled_verdict",
     "student_t_cdf",
     "student_t_ppf",
     "threshold_verdict",
@@ -316,7 +311,7 @@ def mcnemar_exact_p(b: int, c: int) -> float:
 def _differences(before: Sequence[float], after: Sequence[float]) -> list[float]:
     if len(before) != len(after):
         raise ValueError(f"paired samples differ in length: {len(before)} != {len(after)}")
-    return [float(x) - float(y) for x, y in zip(before, after)]
+    return [float(x) - float(y) for x, y in zip(before, after, strict=True)]
 
 
 def paired_t_p(before: Sequence[float], after: Sequence[float]) -> float:
@@ -335,33 +330,6 @@ def paired_t_p(before: Sequence[float], after: Sequence[float]) -> float:
         return 0.0 if mean > 0 else 1.0
     t = mean / math.sqrt(var / n)
     return 1.0 - student_t_cdf(t, n - 1)
-
-
-def paired_bootstrap_p(
-    before: Sequence[float],
-    after: Sequence[float],
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> float:
-    """One-sided paired bootstrap p-value for ``mean(before - after) > 0``.
-
-    Resamples the null-centred differences and returns
-    ``(1 + #{resampled mean >= observed mean}) / (1 + n_resamples)``.
-    """
-    diffs = _differences(before, after)
-    n = len(diffs)
-    if n == 0 or n_resamples < 1:
-        return 1.0
-    observed = math.fsum(diffs) / n
-    centred = [d - observed for d in diffs]
-    rng = random.Random(seed)
-    tol = 1e-12
-    hits = sum(
-        1
-        for _ in range(n_resamples)
-        if math.fsum(rng.choices(centred, k=n)) / n >= observed - tol
-    )
-    return (1 + hits) / (1 + n_resamples)
 
 
 @dataclass(frozen=True)
@@ -409,8 +377,8 @@ def regression_test(
     drop = before_mean - after_mean
     b = c = None
     if _is_binary(before) and _is_binary(after):
-        b = sum(1 for x, y in zip(before, after) if x == 1.0 and y == 0.0)
-        c = sum(1 for x, y in zip(before, after) if x == 0.0 and y == 1.0)
+        b = sum(1 for x, y in zip(before, after, strict=True) if x == 1.0 and y == 0.0)
+        c = sum(1 for x, y in zip(before, after, strict=True) if x == 0.0 and y == 1.0)
         method: Literal["mcnemar", "paired_t"] = "mcnemar"
         p_value = mcnemar_exact_p(b, c)
     else:
@@ -519,170 +487,3 @@ def threshold_verdict(
         n=n,
         needed_n=_needed_n(mean, n_eff / n, threshold, z),
     )
-
-
-# --------------------------------------------------------------------------
-# Curtailment: stop evaluating once the final verdict cannot change
-# --------------------------------------------------------------------------
-#
-# Only 0/1 metrics are curtailed. For one 0/1 score per example the final
-# verdict depends only on the final success count S, through the Wilson
-# bounds, which are both non-decreasing in S (for fixed n). So the FAIL
-# region is a prefix of S values, the PASS region a suffix, and INCONCLUSIVE
-# lies between. If the worst completion (all remaining fail) and the best
-# completion (all remaining pass) give the same verdict, every completion
-# does. Graded scores change the spread as well as the mean, the clustered
-# interval is not monotone in each score, and no cheap argument bounds it,
-# so graded metrics are always evaluated in full.
-
-
-def _wilson_verdict(successes: int, n: int, threshold: float, confidence: float) -> Verdict:
-    lower, upper = wilson_interval(successes, n, confidence, one_sided=True)
-    return _verdict(lower, upper, threshold)
-
-
-def _binary_settled(
-    successes: int, evaluated: int, total_n: int, threshold: float, confidence: float
-) -> Verdict | None:
-    remaining = total_n - evaluated
-    worst = _wilson_verdict(successes, total_n, threshold, confidence)
-    best = _wilson_verdict(successes + remaining, total_n, threshold, confidence)
-    return worst if worst == best else None
-
-
-def settled_verdict(
-    scores_so_far: Sequence[float],
-    total_n: int,
-    threshold: float,
-    confidence: float = 0.95,
-    *,
-    binary: bool | None = None,
-) -> Verdict | None:
-    """The final verdict if the remaining examples can no longer change it.
-
-    ``scores_so_far`` holds one score per evaluated example. ``binary``
-    declares the metric 0/1 (``True``), graded (``False``: never settles
-    early), or ``None`` to infer from the scores seen so far. Inference is
-    only safe if a metric that emitted only 0/1 so far cannot emit graded
-    scores later; pass ``binary=False`` for graded metrics.
-    Once all ``total_n`` scores are in, returns the full verdict.
-    """
-    k = len(scores_so_far)
-    if k > total_n:
-        raise ValueError(f"{k} scores but total_n={total_n}")
-    if k == total_n:
-        return threshold_verdict(list(scores_so_far), threshold, confidence).verdict
-    is_binary = _is_binary(float(s) for s in scores_so_far)
-    if binary is False or not is_binary:
-        if binary is True:
-            raise ValueError("binary=True but a score is not 0 or 1")
-        return None
-    successes = sum(1 for s in scores_so_far if float(s) == 1.0)
-    return _binary_settled(successes, k, total_n, threshold, confidence)
-
-
-class ThresholdCurtailer:
-    """Incremental form of :func:`settled_verdict`.
-
-    Feed one score per example with :meth:`add`; it returns the verdict once
-    settled, else ``None``. :meth:`result` builds the final
-    :class:`ThresholdResult`.
-    """
-
-    def __init__(
-        self,
-        total_n: int,
-        threshold: float,
-        confidence: float = 0.95,
-        *,
-        binary: bool | None = None,
-    ) -> None:
-        if total_n < 0:
-            raise ValueError("total_n must be non-negative")
-        self.total_n = total_n
-        self.threshold = threshold
-        self.confidence = confidence
-        self.binary = binary
-        self.scores: list[float] = []
-        self._successes = 0
-        self._can_curtail = binary is not False
-        self.verdict: Verdict | None = self._check()
-
-    @property
-    def evaluated(self) -> int:
-        """Number of scores added so far."""
-        return len(self.scores)
-
-    @property
-    def settled(self) -> bool:
-        """Whether the final verdict is already known."""
-        return self.verdict is not None
-
-    def add(self, score: float) -> Verdict | None:
-        """Record the next example's score; return the verdict if settled."""
-        if self.evaluated >= self.total_n:
-            raise ValueError(f"more than total_n={self.total_n} scores")
-        value = _as_example(score)[0]
-        if value not in (0.0, 1.0):
-            if self.binary is True:
-                raise ValueError(f"binary=True but got score {value!r}")
-            self._can_curtail = False
-        self.scores.append(value)
-        self._successes += value == 1.0
-        self.verdict = self._check()
-        return self.verdict
-
-    def _check(self) -> Verdict | None:
-        if self.evaluated == self.total_n:
-            return threshold_verdict(self.scores, self.threshold, self.confidence).verdict
-        if not self._can_curtail:
-            return None
-        return _binary_settled(
-            self._successes, self.evaluated, self.total_n, self.threshold, self.confidence
-        )
-
-    def result(self) -> ThresholdResult:
-        """Final result; for a curtailed run see :func:`curtailed_threshold_verdict`."""
-        if self.evaluated == self.total_n or not self.settled:
-            return threshold_verdict(self.scores, self.threshold, self.confidence)
-        assert self.verdict is not None
-        remaining = self.total_n - self.evaluated
-        lower, _ = wilson_interval(self._successes, self.total_n, self.confidence)
-        _, upper = wilson_interval(self._successes + remaining, self.total_n, self.confidence)
-        return ThresholdResult(
-            verdict=self.verdict,
-            score=_mean(self.scores),
-            lower=lower,
-            upper=upper,
-            n=self.evaluated,
-            needed_n=None,
-        )
-
-
-def curtailed_threshold_verdict(
-    scores: Iterable[float | Callable[[], float]],
-    total_n: int,
-    threshold: float,
-    confidence: float = 0.95,
-    *,
-    binary: bool | None = None,
-) -> tuple[ThresholdResult, int]:
-    """Evaluate examples lazily and stop as soon as the verdict is settled.
-
-    ``scores`` yields floats or zero-argument callables (called only when
-    needed); at most ``total_n`` are consumed. Returns ``(result, evaluated)``.
-    The verdict always equals :func:`threshold_verdict` on the full vector
-    (for a truly 0/1 metric; graded metrics are never curtailed). If the run
-    stopped early, ``result.score``/``result.n`` describe the evaluated
-    examples and ``lower``/``upper`` bound the full run's interval (lowest
-    possible lower bound, highest possible upper bound).
-    """
-    curtailer = ThresholdCurtailer(total_n, threshold, confidence, binary=binary)
-    iterator = iter(scores)
-    while not curtailer.settled and curtailer.evaluated < total_n:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            break
-        curtailer.add(item() if callable(item) else item)
-    return curtailer.result(), curtailer.evaluated

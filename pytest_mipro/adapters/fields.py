@@ -74,15 +74,15 @@ class FieldsAdapter:
         return values
 
 
-def _has_value(record: Mapping[str, Any], name: str) -> bool:
+def _has_value(record: Mapping[str, object], name: str) -> bool:
     return name in record and record[name] is not None and str(record[name]) != ""
 
 
-def _labelled(fields: Sequence[Field], record: Mapping[str, Any]) -> str:
+def _labelled(fields: Sequence[Field], record: Mapping[str, object]) -> str:
     return "\n".join(f"{f.label} {_as_text(record[f.name])}" for f in fields if f.name in record)
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "; ".join(map(str, value))
     return str(value).strip()

@@ -7,7 +7,17 @@ from .client import LM, Completion, Usage, UsageCounter
 from .fake import register_fake_model, unregister_fake_model
 from .local import DEFAULT_MODEL as LOCAL_MODEL
 
-__all__ = ["LM", "LOCAL_MODEL", "Budget", "Completion", "Usage", "UsageCounter", "default_lm", "register_fake_model", "unregister_fake_model"]
+__all__ = [
+    "LM",
+    "LOCAL_MODEL",
+    "Budget",
+    "Completion",
+    "Usage",
+    "UsageCounter",
+    "default_lm",
+    "register_fake_model",
+    "unregister_fake_model",
+]
 
 
 _DEFAULT: list[LM] = []  # one shared instance, so its usage counts add up

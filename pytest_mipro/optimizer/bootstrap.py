@@ -41,7 +41,7 @@ class Bootstrapper:
 
     student: Module
     trainset: Sequence[Example]
-    metric: Callable[..., Any]
+    metric: Callable[..., object]
     teacher: Module | None = None
     max_labeled: int = 4
     metric_threshold: float | None = None
@@ -120,7 +120,7 @@ class Bootstrapper:
             return
         self._teacher_program()  # build it once, before the threads share it
         runs = [future.result() for future in run_in_threads(self._run_teacher_once, todo, len(todo))]
-        for example, run in zip(todo, runs):
+        for example, run in zip(todo, runs, strict=True):
             self._runs[example.uid] = run
 
     def run_teacher(self, example: Example) -> TeacherRun:

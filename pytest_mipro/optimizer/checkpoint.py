@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
 from ..lm.client import Usage
 from .study import SearchStudy, open_storage
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 from ..errors import BudgetExceeded, MiproError
 from ..example import Example, Prediction
@@ -16,7 +17,7 @@ from ..program import Module
 from ._threads import submit_in_context
 
 log = logging.getLogger("pytest_mipro")
-Metric = Callable[..., Any]
+Metric = Callable[..., object]
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,12 @@ class TooManyErrors(MiproError):
     """More examples raised than ``max_errors`` allows."""
 
 
-def metric_score(metric: Metric, example: Example, prediction: Prediction, trace: Any = None) -> float:
+def metric_score(metric: Metric, example: Example, prediction: Prediction, trace: object = None) -> float:
     """The metric's value as a float in [0, 1]; bools become 0/1. Failed parses score 0."""
     if prediction.parse_error is not None:
         return 0.0
     value = metric(example, prediction, trace)
-    score = float(value)
+    score = float(value) if isinstance(value, SupportsFloat) else math.nan  # a string is not a score
     if not 0.0 <= score <= 1.0:
         raise ValueError(f"metric returned {value!r}; metrics must return a bool or a number in [0, 1]")
     return score

@@ -33,6 +33,7 @@ from .presets import (
 from .propose import GroundedProposer, ProposerSwitches
 from .search import (
     BayesianSearch,
+    Combo,
     SearchOutcome,
     SearchSettings,
     SearchSpace,
@@ -76,7 +77,13 @@ class Candidate:
     def to_dict(self) -> dict[str, object]:
         """The entry of dspy's ``candidate_programs`` (plus our per-example scores and prompt size)."""
         scores = list(self.scores) if self.scores is not None else None
-        return {"score": self.score, "program": self.program, "params": dict(self.params), "scores": scores, "prompt_chars": self.prompt_chars}
+        return {
+            "score": self.score,
+            "program": self.program,
+            "params": dict(self.params),
+            "scores": scores,
+            "prompt_chars": self.prompt_chars,
+        }
 
 
 @dataclass
@@ -121,7 +128,7 @@ class MIPROv2:
 
     def __init__(
         self,
-        metric: Callable[..., Any],
+        metric: Callable[..., object],
         prompt_model: LM | str | None = None,
         task_model: LM | str | None = None,
         teacher_settings: Mapping[str, Any] | None = None,
@@ -328,7 +335,7 @@ class _Run:
         self.prompt_model = prompt_model
         self.rng = random.Random(plan.seed)
         self.budget = Budget(max_calls=optimizer.max_lm_calls, max_cost=optimizer.max_cost)
-        self.example_scores: dict[Any, list[float]] = {}
+        self.example_scores: dict[Combo, list[float]] = {}
 
     def execute(self, search_settings: SearchSettings) -> OptimizationResult:
         started = time.monotonic()

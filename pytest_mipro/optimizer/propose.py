@@ -181,7 +181,7 @@ class GroundedProposer:
         description = self._program_description() if self.switches.program_aware else ""
         named = self.program.named_predictors()
         describe = [functools.partial(self._module_description, predictor, description) for _, predictor in named]
-        return description, {name: text for (name, _), text in zip(named, self._in_parallel(describe, threads))}
+        return description, {name: text for (name, _), text in zip(named, self._in_parallel(describe, threads), strict=True)}
 
     def _program_description(self) -> str:
         example = _example_text(self.trainset[0]) if self.trainset else ""

@@ -133,7 +133,7 @@ class SearchSpace:
     def build(self, combo: Combo) -> Module:
         """The program with the chosen instruction and demo set in every predictor."""
         candidate = self.program.deepcopy()
-        for (name, predictor), (instruction, demos) in zip(candidate.named_predictors(), combo):
+        for (name, predictor), (instruction, demos) in zip(candidate.named_predictors(), combo, strict=True):
             predictor.instructions = self.instructions[name][instruction]
             sets = self.demo_sets.get(name) or [list(predictor.demos)]
             predictor.demos = list(sets[demos])
@@ -142,7 +142,7 @@ class SearchSpace:
     def prompt_chars(self, combo: Combo) -> int:
         """Prompt size of a combination (instructions plus demo text), for tie-breaking."""
         total = 0
-        for name, (instruction, demos) in zip(self.names, combo):
+        for name, (instruction, demos) in zip(self.names, combo, strict=True):
             total += len(self.instructions[name][instruction])
             sets = self.demo_sets.get(name) or [[]]
             total += sum(len(str(d)) for d in sets[demos])
@@ -242,7 +242,6 @@ class SearchOutcome:
     best_score: float
     baseline_score: float
     full_scores: dict[Combo, float]
-    minibatch_scores: dict[Combo, list[float]]
     trial_logs: list[TrialLog]
     stopped_by_budget: bool = False
 
@@ -304,7 +303,6 @@ class BayesianSearch:
             best_score=full_scores.get(best_combo, float("nan")),
             baseline_score=full_scores.get(baseline, pruned_baseline[-1]),
             full_scores=full_scores,
-            minibatch_scores=_scores_by_kind(study, self.space, (TrialKind.MINIBATCH,), pruned=False),
             trial_logs=trial_logs_from_study(study, self.space),
             stopped_by_budget=stopped,
         )

@@ -44,7 +44,7 @@ def two_locks(project: Project, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
 
 def _kale_ids(lock: Path) -> set[str]:
     results = Lockfile.read(lock).require("food").results
-    return {uid for uid, score in zip(results.ids, results.scores) if score == 0.0}
+    return {uid for uid, score in zip(results.ids, results.scores, strict=True) if score == 0.0}
 
 
 def test_markdown_shows_instructions_scores_flips_and_settings(pytester: pytest.Pytester, two_locks: tuple[Path, Path]) -> None:

@@ -10,13 +10,22 @@ from .conftest import FOOD_TEST, Project
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ('food, name="food", num_candidate=3', "mipro target 'food': unknown optimizer option 'num_candidate'; MIPROv2 options are: *num_candidates*"),
-        ('food, name="food", task_model="openai/gpt-4o"', "mipro target 'food': optimizer option 'task_model' cannot be set on a target: set the task model with --mipro-model*"),
+        (
+            'food, name="food", num_candidate=3',
+            "mipro target 'food': unknown optimizer option 'num_candidate'; MIPROv2 options are: *num_candidates*",
+        ),
+        (
+            'food, name="food", task_model="openai/gpt-4o"',
+            "mipro target 'food': optimizer option 'task_model' cannot be set on a target: set the task model with --mipro-model*",
+        ),
         ('food, name="food", threshold=1.5', "mipro target 'food': threshold=1.5 must be a number between 0 and 1 (scores are fractions)"),
         ('food, food, name="food"', "@pytest.mark.mipro takes one positional argument, the program (or its fixture name); got 2"),
         ('name="food"', "@pytest.mark.mipro takes one positional argument*got 0"),
         ('42, name="food"', "mipro target 'food': the program must be a pytest_mipro Module (Predict, ChainOfThought, ...), got int"),
-        ('food, name="food", examples=[{"colour": "red"}]', "mipro target 'food': examples: example {'colour': 'red'} lacks the program's input field(s) ['item']"),
+        (
+            'food, name="food", examples=[{"colour": "red"}]',
+            "mipro target 'food': examples: example {'colour': 'red'} lacks the program's input field(s) ['item']",
+        ),
     ],
 )
 def test_bad_marker_arguments_are_setup_errors_naming_the_problem(project: Project, marker: str, message: str) -> None:

@@ -71,7 +71,8 @@ def test_editing_the_instructions_makes_the_entry_stale(optimized: Project) -> N
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*mipro target 'food': the entry in *prompts.lock is stale: the program's base instructions or demos changed since it was optimized.",
+            "*mipro target 'food': the entry in *prompts.lock is stale: "
+            "the program's base instructions or demos changed since it was optimized.",
             "Run `pytest --mipro-optimize` to re-optimize it (changed fingerprint part(s): instructions).",
         ]
     )
@@ -141,15 +142,21 @@ def test_an_entry_without_per_example_results_is_gated_on_the_locked_score_minus
     unchanged.assert_outcomes(passed=1, warnings=1)
     unchanged.stdout.fnmatch_lines(["*INCONCLUSIVE: the threshold 0.950 (locked score 1.000 - tolerance 0.05) lies inside*"])
     failed.assert_outcomes(failed=1)  # without ids the gate runs on all 12 examples; 10/12 has upper bound 0.943
-    failed.stdout.fnmatch_lines(["*FAIL: the score's upper bound 0.943 is below the threshold 0.950 (locked score 1.000 - tolerance 0.05).*"])
+    failed.stdout.fnmatch_lines(
+        ["*FAIL: the score's upper bound 0.943 is below the threshold 0.950 (locked score 1.000 - tolerance 0.05).*"]
+    )
     tolerated.assert_outcomes(passed=1, warnings=1)  # 0.75 lies inside [0.601, 0.943]
     tolerated.stdout.fnmatch_lines(["*INCONCLUSIVE: the threshold 0.750 (locked score 1.000 - tolerance 0.25) lies inside*"])
 
 
-def test_check_verifies_presence_and_freshness_without_any_lm_call(optimized: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_check_verifies_presence_and_freshness_without_any_lm_call(
+    optimized: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MIPRO_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing cached: any call would reach the model
     calls = optimized.lm_calls("task") + optimized.lm_calls("prompt")
-    optimized.write_test(FOOD_TEST.replace("assert mipro.score >= 0.5", "assert mipro.mode == 'check' and mipro.calls == 0 and mipro.score == 1.0"))
+    optimized.write_test(
+        FOOD_TEST.replace("assert mipro.score >= 0.5", "assert mipro.mode == 'check' and mipro.calls == 0 and mipro.score == 1.0")
+    )
 
     passed = optimized.run("--mipro-check")
     optimized.write_test(FOOD_TEST.replace("Say what kind", "Tell what kind"))

@@ -226,7 +226,9 @@ def test_repeats_sample_each_example_anew_and_report_pass_rate_and_pass_k(projec
     assert new_calls == 18  # samples 1 and 2 of 9 examples; sample 0 is the optimization's cached reply
     assert project.lm_calls() == before + new_calls  # the rerun replays all three samples from the cache
     for result in (first, again):
-        result.stdout.fnmatch_lines(["mipro food: 3 samples per example: pass rate 0.926, pass^3 0.778 (every sample of an example passes)"])
+        result.stdout.fnmatch_lines(
+            ["mipro food: 3 samples per example: pass rate 0.926, pass^3 0.778 (every sample of an example passes)"]
+        )
 
 
 # ---------------------------------------------------------------- honest selection in --mipro-optimize
@@ -270,7 +272,9 @@ def test_a_split_too_small_for_a_minibatch_searches_with_full_evaluations(projec
     result = project.run("--mipro-optimize")
 
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*trial 1/3 (full) score*", "mipro food: holdout: 12 of 48 labeled examples (seeded split); the search validated on 28;*"])
+    result.stdout.fnmatch_lines(
+        ["*trial 1/3 (full) score*", "mipro food: holdout: 12 of 48 labeled examples (seeded split); the search validated on 28;*"]
+    )
     assert "(minibatch)" not in result.stdout.str()
 
 
@@ -299,7 +303,10 @@ def test_small_targets_have_no_holdout_and_say_so(project: Project) -> None:
 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["mipro food: no holdout: 12 labeled examples, and a seeded holdout split needs 40 (or define a `mipro_holdout` fixture); locked the search's pick"]
+        [
+            "mipro food: no holdout: 12 labeled examples, and a seeded holdout split needs 40 "
+            "(or define a `mipro_holdout` fixture); locked the search's pick"
+        ]
     )
     assert "holdout" not in project.lock()["targets"]["food"]
 

@@ -18,7 +18,9 @@ from pytest_mipro.stats import mcnemar_exact_p, paired_t_p, wilson_interval
 
 def data(instructions: str = "Route the ticket.", **changes: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "program": {"self": {"signature": "ticket -> team", "instructions": instructions, "demos": [{"ticket": "charged twice", "team": "billing"}]}},
+        "program": {
+            "self": {"signature": "ticket -> team", "instructions": instructions, "demos": [{"ticket": "charged twice", "team": "billing"}]}
+        },
         "score": 0.5,
         "bounds": [0.3, 0.7],
         "baseline_score": 0.1,
@@ -73,7 +75,9 @@ def test_a_significant_drop_is_flagged_like_the_gate_would() -> None:
 
     assert target.paired is not None
     assert round(target.paired.p_worse, 3) == 0.018 and target.paired.significant == "worse"
-    assert "**Significantly worse.**" in render_markdown(compare(lock("a", t=entry(results={"ids": ids, "scores": before})), lock("b", t=entry(results={"ids": ids, "scores": after}))))
+    assert "**Significantly worse.**" in render_markdown(
+        compare(lock("a", t=entry(results={"ids": ids, "scores": before})), lock("b", t=entry(results={"ids": ids, "scores": after})))
+    )
 
 
 def test_graded_scores_use_the_paired_t_test_and_average_repeats() -> None:
@@ -121,12 +125,16 @@ def test_demos_added_removed_and_reordered_as_multisets() -> None:
 
 
 def test_instruction_diff_by_line_and_by_word() -> None:
-    target = compare_entries("t", entry(instructions="Route the ticket.\nBe brief."), entry(instructions="Route the support ticket.\nBe brief."))
+    target = compare_entries(
+        "t", entry(instructions="Route the ticket.\nBe brief."), entry(instructions="Route the support ticket.\nBe brief.")
+    )
 
     (p,) = target.predictors
     assert p.instruction_diff == ("-Route the ticket.", "+Route the support ticket.", " Be brief.")
     assert ("+", "support ") in p.instruction_words
-    text = render_markdown(compare(lock("a", t=entry(instructions="Route the ticket.")), lock("b", t=entry(instructions="Route the support ticket."))))
+    text = render_markdown(
+        compare(lock("a", t=entry(instructions="Route the ticket.")), lock("b", t=entry(instructions="Route the support ticket.")))
+    )
     assert "Changed words: Route the **support** ticket." in text
 
 
@@ -153,7 +161,11 @@ def test_added_and_removed_targets_and_predictors() -> None:
 
 
 def test_models_optimizer_and_fingerprint_changes() -> None:
-    new = entry(task_model="openai/gpt-4o-mini", optimizer={"auto": "medium", "seed": 9, "extra": [1, 2]}, fingerprint={"hash": "z", "parts": {"structure": "s", "examples": "E", "metric": "m"}})
+    new = entry(
+        task_model="openai/gpt-4o-mini",
+        optimizer={"auto": "medium", "seed": 9, "extra": [1, 2]},
+        fingerprint={"hash": "z", "parts": {"structure": "s", "examples": "E", "metric": "m"}},
+    )
 
     target = compare_entries("t", entry(), new)
 

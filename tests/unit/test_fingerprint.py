@@ -115,7 +115,9 @@ def test_examples_part_covers_ids_order_input_keys_and_the_valset() -> None:
 def test_metric_part_follows_the_source() -> None:
     assert changed(make(metric=lenient)) == ["metric"]
     assert changed(make(metric=lambda example, prediction, trace=None: True)) == ["metric"]
-    assert diff(make(metric=functools.partial(weighted, weight=0.5)).parts, make(metric=functools.partial(weighted, weight=1.0))) == ["metric"]
+    assert diff(make(metric=functools.partial(weighted, weight=0.5)).parts, make(metric=functools.partial(weighted, weight=1.0))) == [
+        "metric"
+    ]
     assert diff(make(metric=Scorer()).parts, make(metric=Scorer())) == []
 
 

@@ -104,7 +104,10 @@ def test_never_scored_entry_writes_null_and_reads_nan() -> None:
             ),
             r"^p\.lock:4: target 'b': predictor 'self' must be a mapping with 'instructions'",
         ),
-        ("version: 1\ntargets:\n  t: {program: {self: {instructions: x}}, score: high, fingerprint: {}}\n", r"^p\.lock:3: target 't': could not convert"),
+        (
+            "version: 1\ntargets:\n  t: {program: {self: {instructions: x}}, score: high, fingerprint: {}}\n",
+            r"^p\.lock:3: target 't': could not convert",
+        ),
     ],
 )
 def test_malformed_files_name_file_and_line(text: str, message: str) -> None:
@@ -122,7 +125,9 @@ def test_empty_file_and_missing_file(tmp_path: Path) -> None:
 def test_require_names_the_missing_target_and_the_fix() -> None:
     lock = Lockfile(Path("prompts.lock"), {"b": entry("b"), "a": entry("a")})
 
-    with pytest.raises(LockfileError, match=r"prompts.lock has no entry for target 'c'; run `pytest --mipro-optimize` to create it \(entries: a, b\)"):
+    with pytest.raises(
+        LockfileError, match=r"prompts.lock has no entry for target 'c'; run `pytest --mipro-optimize` to create it \(entries: a, b\)"
+    ):
         lock.require("c")
 
 

@@ -30,7 +30,11 @@ def example(item: str, kind: str) -> Example:
 def results() -> tuple[ExampleResult, ...]:
     right = ExampleResult(example("apple", "fruit"), Prediction(kind="fruit"), 1.0)
     unparsed = Prediction.failed("reply has no value for kind", "???", ["kind"])
-    return right, ExampleResult(example("leek", "vegetable"), unparsed, 0.0), ExampleResult(example("kale", "vegetable"), None, 0.0, error="LMError: boom")
+    return (
+        right,
+        ExampleResult(example("leek", "vegetable"), unparsed, 0.0),
+        ExampleResult(example("kale", "vegetable"), None, 0.0, error="LMError: boom"),
+    )
 
 
 def entry() -> LockEntry:
@@ -67,12 +71,32 @@ def optimized() -> TargetOutcome:
         evaluation=Evaluation(1 / 3, results(), Counts(Usage(calls=3, errors=1), 0.25)),
         judgement=Judgement("INCONCLUSIVE", 1 / 3, 3, 3, 0.4, 0.05, 0.8, 25, regression, False, None),
         gate=GateStats(repeats=2, min_drop=0.02, pass_rate=0.5, pass_all=0.25, saved_calls=4),
-        selection=Selection("split", 48, 12, 28, 40, ShorterPick(0.4, 100, 0.45, 300), HoldoutVerdict("lock", False, False, 12, 0.4, 0.5, -0.1, -0.3)),
+        selection=Selection(
+            "split", 48, 12, 28, 40, ShorterPick(0.4, 100, 0.45, 300), HoldoutVerdict("lock", False, False, 12, 0.4, 0.5, -0.1, -0.3)
+        ),
         trials=(
-            TrialLog(number=0, kind=TrialKind.FULL, pruned=False, params={"0_predictor_instruction": 1}, score=0.5,
-                     num_examples=4, best_full_score=0.5, lm_calls=4, elapsed=0.1),
-            TrialLog(number=1, kind=TrialKind.BASELINE, pruned=True, params={"0_predictor_instruction": 0}, score=0.0,
-                     num_examples=1, best_full_score=0.5, lm_calls=5, elapsed=0.2),
+            TrialLog(
+                number=0,
+                kind=TrialKind.FULL,
+                pruned=False,
+                params={"0_predictor_instruction": 1},
+                score=0.5,
+                num_examples=4,
+                best_full_score=0.5,
+                lm_calls=4,
+                elapsed=0.1,
+            ),
+            TrialLog(
+                number=1,
+                kind=TrialKind.BASELINE,
+                pruned=True,
+                params={"0_predictor_instruction": 0},
+                score=0.0,
+                num_examples=1,
+                best_full_score=0.5,
+                lm_calls=5,
+                elapsed=0.2,
+            ),
         ),
         counts=Counts(Usage(calls=40, cache_hits=2, prompt_tokens=900, completion_tokens=80, cost=0.01), 3.5),
     )
@@ -96,7 +120,9 @@ def test_an_outcome_survives_plain_data_and_json() -> None:
 def test_reports_of_every_mode_match_the_schema() -> None:
     missing = TargetOutcome("food", "t.py::t", Mode.GATE, Outcome.MISSING, "no entry")
     checked = TargetOutcome("food", "t.py::t", Mode.CHECK, Outcome.PASSED, entry=entry())
-    never_scored = TargetOutcome("food", "t.py::t", Mode.CHECK, Outcome.PASSED, entry=LockEntry("food", entry().predictors, float("nan"), Fingerprint({})))
+    never_scored = TargetOutcome(
+        "food", "t.py::t", Mode.CHECK, Outcome.PASSED, entry=LockEntry("food", entry().predictors, float("nan"), Fingerprint({}))
+    )
 
     report = json_report([optimized(), missing, checked, never_scored], lockfile=Path("prompts.lock"), mode="gate")
 

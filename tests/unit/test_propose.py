@@ -130,7 +130,9 @@ def test_dataset_summary_reads_batches_of_view_data_batch_size(fake_model: Any) 
 
 def test_complete_streak_stops_the_summary_early(fake_model: Any) -> None:
     fake = fake_model(prompt_answer)  # every later batch answers COMPLETE
-    prop = GroundedProposer(prompt_model=fake.lm(), program=Predict("item -> kind"), trainset=foods(20), rng=random.Random(0), view_data_batch_size=6)
+    prop = GroundedProposer(
+        prompt_model=fake.lm(), program=Predict("item -> kind"), trainset=foods(20), rng=random.Random(0), view_data_batch_size=6
+    )
     prop.dataset_summary()
     asked = [asked_for(m) for m in fake.messages]
     assert asked == ["Observations"] * 6 + ["Summary"]  # 1 + a streak of 5 COMPLETE, then the summary
