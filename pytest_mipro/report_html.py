@@ -396,7 +396,8 @@ def trial_plot_svg(trials: Sequence[TrialLog], width: int = 640, height: int = 2
         return height - pad - (height - 2 * pad) * max(0.0, min(1.0, float(score)))
 
     dots = "".join(
-        f"<circle cx='{x(i):.1f}' cy='{y(t.score):.1f}' r='4' fill='{_PRUNED_COLOR if t.pruned else _KIND_COLORS[t.kind]}'>"
+        f"<circle class='trial {t.kind.value}{' pruned' if t.pruned else ''}' cx='{x(i):.1f}' cy='{y(t.score):.1f}' r='4'"
+        f" fill='{_PRUNED_COLOR if t.pruned else _KIND_COLORS[t.kind]}'>"
         f"<title>#{t.number} {kind_label(t)}: {t.score:.3f} on {t.num_examples}</title></circle>"
         for i, t in enumerate(trials)
     )
