@@ -75,11 +75,9 @@ def _built() -> dict[str, Path]:
 
 
 @pytest.fixture
-def report(_built: dict[str, Path], request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """report.html of the second optimize run (built once per module: two optimize runs)."""
+def report(_built: dict[str, Path], project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """report.html of the second optimize run (made by the module's first test: two optimize runs)."""
     if "report" not in _built:
-        project: Project = request.getfixturevalue("project")
-        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
         project.pytester.makeconftest(PLAIN_PROPOSALS)
         (project.path / "test_food.py").unlink()
         project.write_test(TWO_TARGETS, name="test_two")
