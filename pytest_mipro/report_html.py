@@ -58,7 +58,6 @@ del{background:#ffebe9;color:#82071e}ins{background:#dafbe1;color:#116329;text-d
 tr.failed td.score{color:var(--fail);font-weight:600}
 tr.flipped td.id::after{content:" flipped";color:var(--warn);font-size:.78rem;font-weight:600}
 svg{max-width:100%;height:auto;display:block}
-.chart{overflow-x:auto}
 .legend{font-size:.8rem;color:var(--muted)}.legend span{margin-right:1rem;white-space:nowrap}
 .kinds span{margin-right:1rem;white-space:nowrap}
 @media (max-width:700px){
@@ -67,7 +66,6 @@ svg{max-width:100%;height:auto;display:block}
  table.cards tr{display:block;border:1px solid var(--line);border-radius:6px;margin:.5rem 0;padding:.2rem .4rem}
  table.cards td{display:block;border:0;padding:.1rem .2rem}
  table.cards td:empty{display:none}
- .chart svg{min-width:520px}  /* scaled to a phone's width its labels would be unreadable: scroll instead */
  table.cards td::before{content:attr(data-label);font-weight:600;color:var(--muted);margin-right:.5rem}
  details.target{padding:.2rem .5rem .5rem}
 }
@@ -225,7 +223,7 @@ def _score_section(run: RunReport, outcome: TargetOutcome) -> str:
     if change is not None:
         text += f"; against the lock {change.text()} on {change.n} shared examples"
     chart = score_chart_svg(outcome.score, outcome.bounds, outcome.threshold, locked)
-    return f"<section class='score'><h3>Score</h3><div class='chart'>{chart}</div><p class='small'>{_e(text)}.</p></section>"
+    return f"<section class='score'><h3>Score</h3>{chart}<p class='small'>{_e(text)}.</p></section>"
 
 
 # ---------------------------------------------------------------- the locked prompt
@@ -339,9 +337,11 @@ def _example_row(result: ExampleResult, flipped: Mapping[str, float]) -> str:
 
 
 def score_chart_svg(
-    score: float, bounds: tuple[float, float] | None, threshold: float | None, locked: float | None, width: int = 640
+    score: float, bounds: tuple[float, float] | None, threshold: float | None, locked: float | None, width: int = 440
 ) -> str:
-    """Inline SVG on a 0..1 axis: the bounds as a band, the score as a dot, the threshold and the locked score as marks."""
+    """Inline SVG on a 0..1 axis: the bounds as a band, the score as a dot, the threshold and the locked score as marks.
+
+    Narrow enough (``width`` units, 13-unit labels) to stay readable scaled to a phone's width."""
     left, right, mid = 24.0, width - 24.0, 46.0
 
     def x(value: float) -> float:
@@ -350,7 +350,7 @@ def score_chart_svg(
     parts = [f"<line x1='{left}' y1='{mid}' x2='{right}' y2='{mid}' stroke='#8c959f'/>"]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(f"<line x1='{x(tick):.1f}' y1='{mid - 4}' x2='{x(tick):.1f}' y2='{mid + 4}' stroke='#8c959f'/>")
-        parts.append(f"<text x='{x(tick):.1f}' y='{mid + 18}' font-size='12' text-anchor='middle' fill='#59636e'>{tick:g}</text>")
+        parts.append(f"<text x='{x(tick):.1f}' y='{mid + 18}' font-size='13' text-anchor='middle' fill='#59636e'>{tick:g}</text>")
     if bounds is not None:
         lo, hi = x(bounds[0]), x(bounds[1])
         parts.append(
@@ -379,14 +379,14 @@ def score_chart_svg(
 
 def _label(x: float, y: float, text: str, color: str, width: int) -> str:
     anchor = "start" if x < 80 else "end" if x > width - 80 else "middle"
-    return f"<text x='{x:.1f}' y='{y}' font-size='12' text-anchor='{anchor}' fill='{color}'>{_e(text)}</text>"
+    return f"<text x='{x:.1f}' y='{y}' font-size='13' text-anchor='{anchor}' fill='{color}'>{_e(text)}</text>"
 
 
 _KIND_COLORS = {TrialKind.BASELINE: "#6e7781", TrialKind.MINIBATCH: "#54aeff", TrialKind.FULL: "#1a7f37"}
 _PRUNED_COLOR = "#d4a72c"
 
 
-def trial_plot_svg(trials: Sequence[TrialLog], width: int = 640, height: int = 240) -> str:
+def trial_plot_svg(trials: Sequence[TrialLog], width: int = 560, height: int = 240) -> str:
     """Inline SVG: each evaluation's score as a dot (by kind; pruned ones apart), the best full score so
     far as a step line, and the best full evaluation ringed."""
     pad = 36
@@ -414,16 +414,16 @@ def trial_plot_svg(trials: Sequence[TrialLog], width: int = 640, height: int = 2
         f"<line x1='{pad}' y1='{y(0):.1f}' x2='{width - pad}' y2='{y(0):.1f}' stroke='#8c959f'/>"
         f"<line x1='{pad}' y1='{y(0):.1f}' x2='{pad}' y2='{y(1):.1f}' stroke='#8c959f'/>"
         + "".join(
-            f"<text x='{pad - 6}' y='{y(v) + 4:.1f}' font-size='12' text-anchor='end'>{v:.1f}</text>" for v in (0.0, 0.5, 1.0)
+            f"<text x='{pad - 6}' y='{y(v) + 4:.1f}' font-size='13' text-anchor='end'>{v:.1f}</text>" for v in (0.0, 0.5, 1.0)
         )
-        + f"<text x='{width / 2:.0f}' y='{height - 6}' font-size='12' text-anchor='middle'>evaluation</text>"
+        + f"<text x='{width / 2:.0f}' y='{height - 6}' font-size='13' text-anchor='middle'>evaluation</text>"
     )
     legend = "".join(f"<span style='color:{c}'>&#9679; {k.value}</span>" for k, c in _KIND_COLORS.items())
     legend += f"<span style='color:{_PRUNED_COLOR}'>&#9679; stopped early (racing)</span>"
     return (
-        f"<div class='chart'><svg viewBox='0 0 {width} {height}' width='{width}' role='img' aria-label='score per trial'>"
+        f"<svg viewBox='0 0 {width} {height}' width='{width}' role='img' aria-label='score per trial'>"
         f"{axes}<polyline points='{' '.join(steps)}' fill='none' stroke='#1a7f37' stroke-width='2' stroke-dasharray='4 2'/>"
-        f"{dots}{_pick_ring(trials, x, y)}</svg></div>"
+        f"{dots}{_pick_ring(trials, x, y)}</svg>"
         f"<div class='legend'>{legend}<span>- - best full score so far</span><span>&#9711; best full evaluation</span></div>"
     )
 

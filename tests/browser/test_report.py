@@ -133,13 +133,14 @@ def test_every_section_of_every_target_renders(chromium: Chromium, report: Path,
         chart = _find(_find(section, "section", "score"), "svg")
         bounds = _find(chart, "rect", "bounds")
         assert _find(bounds, "title").text == "one-sided 95% bounds [0.504, 0.924]"
-        assert _find(chart, "line", "threshold").attrs["x1"] == f"{24 + 592 * threshold:.1f}"
+        axis = int(chart.attrs["viewbox"].split()[2]) - 48  # 24 units of margin either side
+        assert _find(chart, "line", "threshold").attrs["x1"] == f"{24 + axis * threshold:.1f}"
         assert f"threshold {threshold:.3f}" in chart.text
         assert _find(_find(chart, "circle", "score"), "title").text == "score 0.778"
         locked = 0.0 if name == "produce" else 1.0
         assert _find(_find(chart, "polygon", "locked"), "title").text == f"locked score {locked:.3f}"
         assert f"locked {locked:.3f}" in chart.text
-        assert float(bounds.attrs["width"]) > 100  # [0.504, 0.924] of a 592-wide axis
+        assert float(bounds.attrs["width"]) == pytest.approx(axis * (0.924 - 0.504), abs=1)
 
         # The locked prompt, as a diff against the first run's.
         prompt = _find(section, "section", "prompt")
