@@ -41,7 +41,7 @@ code{font-size:.88em}
 .b-pass{background:var(--pass)}.b-fail{background:var(--fail)}.b-warn{background:var(--warn)}.b-none{background:#6e7781}
 table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem}
 th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.88rem}
-th{background:var(--bg);font-weight:600}
+th{background:var(--bg);font-weight:600;white-space:nowrap;overflow-wrap:normal}
 td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
 details.target{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.2rem .9rem .6rem}
 details.target>summary{cursor:pointer;padding:.4rem 0;list-style-position:outside}
