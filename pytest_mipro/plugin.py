@@ -10,6 +10,7 @@ litellm reads at import is set only where pytest-mipro itself imports litellm).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -61,7 +62,7 @@ _OPTION_HELP = {
     ),
     "budget": ("LM spending limit per optimized target: '500' calls, 'cost=2.5' dollars, or 'calls=500,cost=2.5'", "LIMITS"),
     "no-cache": ("do not read or write the LM response cache", None),
-    "report": ("write a report: .json (machine-readable) or .html (self-contained, with plots)", "PATH"),
+    "report": ("write a report: .json (machine-readable), .html (a self-contained page) or .md (a Markdown summary)", "PATH"),
     "storage": ("database URL of a shared Optuna study (e.g. PostgreSQL) that several runs or machines join", "URL"),
     "api-base": ("API base URL for the --mipro-model and --mipro-prompt-model models (vLLM, Ollama, LM Studio, a gateway)", "URL"),
     "lm-param": ("an extra litellm parameter for those models, e.g. api_version=2024-10-21; repeatable", "KEY=VALUE"),
@@ -136,7 +137,7 @@ def _settings(config: pytest.Config) -> MiproSettings:
         ini_dir=config.inipath.parent if config.inipath else config.rootpath,
         rootdir=config.rootpath,
     )
-    return resolve(cli, ini, sources, verbosity=int(config.getoption("verbose")))
+    return resolve(cli, ini, sources, verbosity=int(config.getoption("verbose")), environ=os.environ)
 
 
 def _session(config: pytest.Config) -> MiproSession:
@@ -259,6 +260,7 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     verdict is a :class:`MiproWarning` (a failure under ``--mipro-strict``).
     """
     from .errors import MiproError
+    from .report import junit_properties
     from .session import target_run
 
     node = request.node
@@ -275,6 +277,7 @@ def mipro(request: pytest.FixtureRequest) -> TargetRun | None:
     except (MiproError, ValueError) as exc:
         problem = f"{node.nodeid}: {exc}"
     else:
+        node.user_properties.extend(junit_properties(outcome))  # --junitxml: mipro_score, mipro_verdict, ...
         if not outcome.passed:
             node.stash[FAILURE_KEY] = outcome.message or outcome.outcome.value  # the test's failure, not a setup error
             return None

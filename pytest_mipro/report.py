@@ -7,19 +7,21 @@ outcomes, this module only renders them.
 
 from __future__ import annotations
 
-import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .diff import TargetDiff, compare_entries
 from .fingerprint import describe
 from .gate import Judgement
+from .lockfile import LockEntry
 from .optimizer.evaluate import ExampleResult
 from .optimizer.search import TrialLog
 from .optimizer.study import TrialKind
-from .outcome import Mode, Selection, TargetOutcome, example_result_to_dict
+from .outcome import Mode, Outcome, Selection, TargetOutcome, example_result_to_dict
 from .stats import RegressionResult
 
 if TYPE_CHECKING:
@@ -205,8 +207,20 @@ def unused_message(names: Iterable[str], lockfile: Path) -> str:
 # ---------------------------------------------------------------- end-of-run summary
 
 
-def summary_lines(outcomes: Sequence[TargetOutcome]) -> list[str]:
-    """Tables of optimized and gated targets (empty when no target ran)."""
+TABLE_LIMIT = 20  # more targets than this: the terminal gets counts per kind, the report files the tables
+
+
+def summary_lines(outcomes: Sequence[TargetOutcome], *, report: Path | None = None) -> list[str]:
+    """The end-of-run summary (empty when no target ran).
+
+    Up to :data:`TABLE_LIMIT` targets: tables of optimized and gated targets and their notes.
+    Always: one line per kind of result with its count, failures first and named.
+    """
+    if not outcomes:
+        return []
+    if len(outcomes) > TABLE_LIMIT:
+        where = f"in {report}" if report is not None else "with --mipro-report report.html (or .md, .json)"
+        return [*kind_lines(outcomes), f"mipro: the per-target table is {where}"]
     lines: list[str] = []
     optimized = [o for o in outcomes if o.mode is Mode.OPTIMIZE and o.entry is not None]
     gated = [o for o in outcomes if not (o.mode is Mode.OPTIMIZE and o.entry is not None)]
@@ -220,7 +234,8 @@ def summary_lines(outcomes: Sequence[TargetOutcome]) -> list[str]:
             ["target", "mode", "score", "bounds", "threshold", "vs lock", "n", "calls", "cache hits", "verdict", "outcome"],
             [_gated_row(o) for o in sorted(gated, key=lambda o: (o.target, o.nodeid))],
         )
-    return lines + [line for o in outcomes for line in note_lines(o)]
+    notes = [line for o in outcomes for line in note_lines(o)]
+    return lines + notes + (kind_lines(outcomes) if len(outcomes) > 1 else [])
 
 
 def _optimized_row(outcome: TargetOutcome) -> list[str]:
@@ -329,14 +344,10 @@ def _decision_text(selection: Selection) -> str:
 
 
 def _versus_lock(judgement: Judgement | None) -> str:
-    regression = None if judgement is None else judgement.regression
-    if judgement is None or regression is None:
-        return "-"
-    change = 0.0 - regression.drop  # 0.0 - x: no "-0.000" for an unchanged score
     # After an early stop the check ran on the completion least favourable to the verdict:
     # the worst one bounds the change from below (and p too), the best one from above.
-    side = {"worst": ">=", "best": "<="}.get(judgement.regression_bound or "", "")
-    return f"{side}{change:+.3f} (p{side or '='}{regression.p_value:.2g})"
+    change = _gate_change(judgement)
+    return "-" if change is None else change.text()
 
 
 def _examples(outcome: TargetOutcome) -> str:
@@ -358,6 +369,179 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *map(line, rows), ""]
 
 
+# ---------------------------------------------------------------- a run, for the report files
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What the report files render: the run's outcomes, and the lock entries before the run.
+
+    ``previous`` holds the lockfile's entries as they were before this run wrote it: in
+    optimize mode a new entry is compared with the one it replaces (its prompt diff, the
+    examples that flipped); in gate mode the gated entry itself is the reference.
+    """
+
+    outcomes: tuple[TargetOutcome, ...]
+    lockfile: Path
+    mode: str
+    previous: Mapping[str, LockEntry] = field(default_factory=dict)
+
+    def ordered(self) -> list[TargetOutcome]:
+        """Failures first (errors, missing, stale, FAIL), then warnings, then passes; by name within each kind."""
+        return ordered(self.outcomes)
+
+    def reference(self, outcome: TargetOutcome) -> LockEntry | None:
+        """The lock entry this run's scores are compared with (None: nothing to compare)."""
+        if outcome.mode is Mode.OPTIMIZE:
+            return self.previous.get(outcome.target)
+        return outcome.entry
+
+    def change(self, outcome: TargetOutcome) -> Change | None:
+        """The score's change against the reference on the examples both were scored on."""
+        if outcome.mode is not Mode.OPTIMIZE:
+            return _gate_change(outcome.judgement)
+        before = self.previous.get(outcome.target)
+        if before is None or outcome.entry is None:
+            return None
+        paired = compare_entries(outcome.target, before, outcome.entry).paired
+        if paired is None:
+            return None
+        p_value = paired.p_worse if paired.change < 0 else paired.p_better
+        return Change(paired.change, p_value, paired.n)
+
+    def flipped(self, outcome: TargetOutcome) -> dict[str, float]:
+        """Example id -> its reference score, for the examples that now score differently."""
+        reference = self.reference(outcome)
+        if reference is None or outcome.evaluation is None:
+            return {}
+        before, now = _mean_by_id(reference.results.ids, reference.results.scores), _mean_by_id(
+            [r.example.uid for r in outcome.evaluation.results], [r.score for r in outcome.evaluation.results]
+        )
+        return {uid: before[uid] for uid, score in now.items() if uid in before and not math.isclose(before[uid], score)}
+
+    def prompt_diff(self, outcome: TargetOutcome) -> TargetDiff | None:
+        """Optimize mode: the new entry's prompts against the entry they replace."""
+        before = self.previous.get(outcome.target)
+        if outcome.mode is not Mode.OPTIMIZE or before is None or outcome.entry is None:
+            return None
+        return compare_entries(outcome.target, before, outcome.entry)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A score's change against the lock: ``delta`` (new - old), one-sided ``p`` in its direction, on ``n`` examples.
+
+    ``side`` is ``>=`` or ``<=`` when the gate stopped early: the change is bounded, not measured.
+    """
+
+    delta: float
+    p: float
+    n: int
+    side: str = ""
+
+    def text(self) -> str:
+        return f"{self.side}{0.0 + self.delta:+.3f} (p{self.side or '='}{self.p:.2g})"
+
+
+def _gate_change(judgement: Judgement | None) -> Change | None:
+    regression = None if judgement is None else judgement.regression
+    if judgement is None or regression is None:
+        return None
+    side = {"worst": ">=", "best": "<="}.get(judgement.regression_bound or "", "")
+    return Change(0.0 - regression.drop, regression.p_value, regression.n, side)
+
+
+def _mean_by_id(ids: Sequence[str], scores: Sequence[float]) -> dict[str, float]:
+    grouped: dict[str, list[float]] = {}
+    for uid, score in zip(ids, scores, strict=True):
+        grouped.setdefault(uid, []).append(score)
+    return {uid: math.fsum(values) / len(values) for uid, values in grouped.items()}
+
+
+# ---------------------------------------------------------------- kinds of result
+
+
+# Failing kinds first: the order of the summary's lines and of every report's targets.
+KINDS = ("error", "missing", "stale", "FAIL", "INCONCLUSIVE (strict)", "INCONCLUSIVE", "PASS", "fresh", "passed")
+FAILING = frozenset(KINDS[:5])
+_NAMES_SHOWN = 10
+
+
+def result_kind(outcome: TargetOutcome) -> str:
+    """How a target ended, in one word: a failure's cause, else its verdict (``fresh`` in check mode)."""
+    if outcome.outcome is Outcome.FAILED:
+        return "FAIL" if outcome.verdict == "FAIL" else "INCONCLUSIVE (strict)"
+    if outcome.outcome is not Outcome.PASSED:
+        return str(outcome.outcome.value)
+    if outcome.verdict is not None:
+        return outcome.verdict
+    return "fresh" if outcome.mode is Mode.CHECK else "passed"
+
+
+def ordered(outcomes: Iterable[TargetOutcome]) -> list[TargetOutcome]:
+    return sorted(outcomes, key=lambda o: (KINDS.index(result_kind(o)), o.target, o.nodeid))
+
+
+def by_kind(outcomes: Iterable[TargetOutcome]) -> dict[str, list[TargetOutcome]]:
+    """Kind -> its targets, failing kinds first, only kinds that occurred."""
+    found: dict[str, list[TargetOutcome]] = {}
+    for outcome in ordered(outcomes):
+        found.setdefault(result_kind(outcome), []).append(outcome)
+    return found
+
+
+def headline(outcomes: Sequence[TargetOutcome]) -> str:
+    """``3 targets: 1 failed, 2 passed``."""
+    failed = sum(result_kind(o) in FAILING for o in outcomes)
+    return f"{_plural(len(outcomes), 'target')}: {failed} failed, {len(outcomes) - failed} passed"
+
+
+def kind_lines(outcomes: Sequence[TargetOutcome]) -> list[str]:
+    """One line per kind of result with its count; every kind but a pass names its targets."""
+    groups = by_kind(outcomes)
+    width = max(map(len, groups), default=0)
+    lines = [f"mipro: {headline(outcomes)}"]
+    for kind, group in groups.items():
+        line = f"  {kind.ljust(width)}  {len(group):>4}"
+        if kind not in ("PASS", "fresh", "passed"):
+            line += "  " + names_text([o.target for o in group])
+        lines.append(line)
+    return lines
+
+
+def names_text(names: Sequence[str], limit: int = _NAMES_SHOWN) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+# ---------------------------------------------------------------- JUnit properties
+
+
+def junit_properties(outcome: TargetOutcome) -> list[tuple[str, str]]:
+    """``mipro_*`` properties of a gated test for ``--junitxml``: what CI dashboards plot."""
+    bounds = outcome.bounds
+    values: dict[str, object] = {
+        "verdict": outcome.verdict or result_kind(outcome),
+        "outcome": outcome.outcome.value,
+        "mode": outcome.mode.value,
+        "score": outcome.score,
+        "lower": None if bounds is None else bounds[0],
+        "upper": None if bounds is None else bounds[1],
+        "threshold": outcome.threshold,
+        "calls": outcome.counts.calls,
+        "cost": outcome.counts.usage.cost,
+    }
+    return [(f"mipro_{key}", _property(value)) for key, value in values.items() if _known(value)]
+
+
+def _known(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _property(value: object) -> str:
+    return repr(round(value, 6)) if isinstance(value, float) else str(value)
+
+
 # ---------------------------------------------------------------- report files
 
 
@@ -366,136 +550,28 @@ def json_report(outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str)
     return {"version": REPORT_VERSION, "mode": mode, "lockfile": str(lockfile), "targets": [o.to_dict() for o in outcomes]}
 
 
-def write_report(path: Path, outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str) -> None:
-    """``.json``: the outcomes as data; ``.html``: a self-contained page with a plot per target."""
+def write_report(path: Path, run: RunReport) -> None:
+    """``.json``: the outcomes as data; ``.html``: a self-contained page; ``.md``: a Markdown summary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".html":
-        path.write_text(html_report(outcomes, lockfile=lockfile, mode=mode), encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix == ".html":
+        from .report_html import html_report
+
+        text = html_report(run)
+    elif suffix == ".md":
+        from .report_markdown import markdown_summary
+
+        text = markdown_summary(run)
     else:
-        data = json_report(outcomes, lockfile=lockfile, mode=mode)
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        data = json_report(run.outcomes, lockfile=run.lockfile, mode=run.mode)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.9em}
-th{background:#f3f3f3}.passed{color:#166534}.failed,.stale,.missing,.error{color:#b91c1c}
-svg{border:1px solid #ddd;background:#fff}.legend span{margin-right:1.5em;font-size:.85em}
-"""
+def append_step_summary(path: Path, run: RunReport) -> None:
+    """Append the Markdown summary to a CI job's summary file (GitHub's ``$GITHUB_STEP_SUMMARY``)."""
+    from .report_markdown import markdown_summary
 
-
-def html_report(outcomes: Sequence[TargetOutcome], *, lockfile: Path, mode: str) -> str:
-    """One page, no network assets: a summary table, then per target a plot and the worst examples."""
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pytest-mipro report</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>pytest-mipro report</h1><p>mode: {_e(mode)} &middot; lockfile: {_e(lockfile)}</p>",
-        _html_summary(outcomes),
-    ]
-    parts += [_html_target(outcome) for outcome in outcomes]
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _html_summary(outcomes: Sequence[TargetOutcome]) -> str:
-    columns = ("target", "mode", "outcome", "verdict", "baseline", "score", "bounds", "threshold", "n", "calls", "cost")
-    header = "".join(f"<th>{h}</th>" for h in columns)
-    rows = []
-    for o in outcomes:
-        state = _e(o.outcome.value)
-        cells = [
-            f"<a href='#{_anchor(o)}'>{_e(o.target)}</a>",
-            _e(o.mode.value),
-            f"<span class='{state}'>{state}</span>",
-            _e(o.verdict or "-"),
-            _score(o.baseline_score),
-            _score(o.score),
-            _interval(o.bounds),
-            _score(o.threshold),
-            _e(_examples(o)),
-            _e(o.counts.calls),
-            f"${o.counts.usage.cost:.4f}",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
-
-
-def _anchor(outcome: TargetOutcome) -> str:
-    return "t-" + "".join(c if c.isalnum() else "-" for c in (outcome.nodeid or outcome.target))
-
-
-def _html_target(outcome: TargetOutcome) -> str:
-    parts = [f"<h2 id='{_anchor(outcome)}'>{_e(outcome.target)}</h2>", f"<p>{_e(outcome.nodeid)}</p>"]
-    if outcome.message:
-        parts.append(f"<pre>{_e(outcome.message)}</pre>")
-    parts += [f"<p>{_e(note)}</p>" for note in note_lines(outcome)]
-    if outcome.trials:
-        parts.append(trial_plot_svg(outcome.trials))
-    if outcome.evaluation is not None and outcome.evaluation.results:
-        parts.append(_html_examples(sorted(outcome.evaluation.results, key=lambda r: r.score)))
-    return "\n".join(parts)
-
-
-def _html_examples(results: Sequence[ExampleResult]) -> str:
-    rows = []
-    for result in results:
-        record = example_result_to_dict(result)
-        cells = (
-            _e(record["id"]),
-            f"{result.score:.2f}",
-            _e(json.dumps(record["inputs"], ensure_ascii=False)),
-            _e(json.dumps(record["expected"], ensure_ascii=False)),
-            _e(json.dumps(record["prediction"], ensure_ascii=False)),
-            _e(result.error or result.parse_error or ""),
-        )
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("id", "score", "inputs", "expected", "prediction", "error"))
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-_KIND_COLORS = {TrialKind.BASELINE: "#6b7280", TrialKind.MINIBATCH: "#60a5fa", TrialKind.FULL: "#16a34a"}
-_PRUNED_COLOR = "#f59e0b"
-
-
-def trial_plot_svg(trials: Sequence[TrialLog], width: int = 640, height: int = 240) -> str:
-    """Inline SVG: each evaluation's score as a dot (by kind; pruned ones apart) and the best full score so far as a step line."""
-    pad = 36
-    n = max(1, len(trials) - 1)
-
-    def x(index: int) -> float:
-        return pad + (width - 2 * pad) * index / n
-
-    def y(score: float) -> float:
-        return height - pad - (height - 2 * pad) * max(0.0, min(1.0, float(score)))
-
-    dots = "".join(
-        f"<circle cx='{x(i):.1f}' cy='{y(t.score):.1f}' r='4' fill='{_PRUNED_COLOR if t.pruned else _KIND_COLORS[t.kind]}'>"
-        f"<title>#{t.number} {kind_label(t)}: {t.score:.3f} on {t.num_examples}</title></circle>"
-        for i, t in enumerate(trials)
-    )
-    steps = []  # best so far holds until the next evaluation: a step line, not a slope
-    for i, t in enumerate(trials):
-        level = y(t.best_full_score)
-        steps.append(f"{x(i):.1f},{level:.1f}")
-        if i + 1 < len(trials):
-            steps.append(f"{x(i + 1):.1f},{level:.1f}")
-    best = " ".join(steps)
-    axes = (
-        f"<line x1='{pad}' y1='{y(0):.1f}' x2='{width - pad}' y2='{y(0):.1f}' stroke='#999'/>"
-        f"<line x1='{pad}' y1='{y(0):.1f}' x2='{pad}' y2='{y(1):.1f}' stroke='#999'/>"
-        + "".join(
-            f"<text x='{pad - 6}' y='{y(v) + 4:.1f}' font-size='10' text-anchor='end'>{v:.1f}</text>" for v in (0.0, 0.5, 1.0)
-        )
-        + f"<text x='{width / 2:.0f}' y='{height - 6}' font-size='11' text-anchor='middle'>evaluation</text>"
-    )
-    legend = "".join(f"<span style='color:{c}'>&#9679; {k.value}</span>" for k, c in _KIND_COLORS.items())
-    legend += f"<span style='color:{_PRUNED_COLOR}'>&#9679; stopped early (racing)</span>"
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='score per trial'>"
-        f"{axes}<polyline points='{best}' fill='none' stroke='#16a34a' stroke-width='2' stroke-dasharray='4 2'/>{dots}</svg>"
-        f"<div class='legend'>{legend}<span>- - best full score so far</span></div>"
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("\n" + markdown_summary(run))  # a blank line: a heading must not continue an earlier paragraph

@@ -306,26 +306,37 @@ class MiproSession:
         return Lockfile.update(self.settings.lockfile, updates)
 
     def finish(self, *, interrupted: bool = False) -> None:
-        """The controller's (or only process's) last step: write the lockfile and the report.
+        """The controller's (or only process's) last step: write the lockfile and the reports.
 
         An interrupted run leaves the lockfile alone; rerunning resumes from the stored study.
         """
         if interrupted and self.settings.optimize:
             self.notes.append(f"mipro: interrupted; {self.settings.lockfile} left untouched (rerun to resume)")
             return
+        previous = self._entries_before()
         changed = self.write_lockfile()
         names = ", ".join(sorted(self.new_entries()))
         if changed:
             self.notes.append(f"mipro: updated {self.settings.lockfile}: {names}")
         elif changed is False:
             self.notes.append(f"mipro: {self.settings.lockfile} unchanged (re-optimized to the same prompts: {names})")
+        run = report.RunReport(tuple(self.outcomes), self.settings.lockfile, self.settings.mode, previous)
         if self.settings.report is not None:
-            report.write_report(self.settings.report, self.outcomes, lockfile=self.settings.lockfile, mode=self.settings.mode)
+            report.write_report(self.settings.report, run)
             self.notes.append(f"mipro: report written to {self.settings.report}")
+        if self.settings.step_summary is not None and self.outcomes:
+            report.append_step_summary(self.settings.step_summary, run)
+
+    def _entries_before(self) -> dict[str, LockEntry]:
+        """The lockfile's entries before this run writes it (empty when it cannot be read)."""
+        try:
+            return dict(self.lockfile().entries)
+        except LockfileError:
+            return {}
 
     def summary(self) -> list[str]:
         """Lines for the end-of-run summary."""
-        return report.summary_lines(self.outcomes) + self.notes
+        return report.summary_lines(self.outcomes, report=self.settings.report) + self.notes
 
     def unused_entries(self, used: set[str]) -> list[str]:
         """Lock entries no collected target uses (empty when the lockfile cannot be read)."""

@@ -22,7 +22,8 @@ DEFAULT_LOCKFILE = "prompts.lock"
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_MIN_DROP = 0.02
 DEFAULT_AUTO = "light"
-REPORT_SUFFIXES = (".json", ".html")
+REPORT_SUFFIXES = (".json", ".html", ".md")
+STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"  # GitHub Actions: a Markdown file each step may append to
 
 # Option name (without the leading "--mipro-") -> its ini twin. Tests import these.
 OPTIONS = {
@@ -76,6 +77,7 @@ class MiproSettings:
     budget: Budget | None = None
     cache: bool = True
     report: Path | None = None
+    step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY: the run's Markdown summary is appended there
     storage: str | None = None
     api_base: str | None = None  # for the models named by --mipro-model / --mipro-prompt-model
     lm_params: tuple[tuple[str, object], ...] = ()  # extra litellm parameters for those models
@@ -100,8 +102,18 @@ class Sources:
     rootdir: Path
 
 
-def resolve(cli: Mapping[str, object], ini: Mapping[str, object], sources: Sources, *, verbosity: int = 0) -> MiproSettings:
-    """Build settings from command-line values (None when absent) and ini values ("" when unset)."""
+def resolve(
+    cli: Mapping[str, object],
+    ini: Mapping[str, object],
+    sources: Sources,
+    *,
+    verbosity: int = 0,
+    environ: Mapping[str, str] | None = None,
+) -> MiproSettings:
+    """Build settings from command-line values (None when absent) and ini values ("" when unset).
+
+    ``environ`` (the process environment) supplies ``$GITHUB_STEP_SUMMARY``; empty or unset: none.
+    """
     value = _Picker(cli, ini)
     optimize, check = value.flag("optimize"), value.flag("check")
     if optimize and check:
@@ -121,6 +133,7 @@ def resolve(cli: Mapping[str, object], ini: Mapping[str, object], sources: Sourc
         budget=parse_budget(value.text("budget")),
         cache=not value.flag("no-cache"),
         report=_report(value, sources),
+        step_summary=_step_summary(environ or {}, sources),
         storage=_storage(value.text("storage")),
         api_base=_api_base(value.text("api-base")),
         lm_params=parse_lm_params(value.lines("lm-param")),
@@ -185,9 +198,17 @@ def _report(value: _Picker, sources: Sources) -> Path | None:
         return None
     path = Path(text)
     if path.suffix.lower() not in REPORT_SUFFIXES:
-        raise ConfigError(f"--mipro-report {text!r}: the file must end in .json (machine-readable) or .html (a page with plots)")
+        raise ConfigError(
+            f"--mipro-report {text!r}: the file must end in .json (machine-readable), .html (a page with plots)"
+            " or .md (a Markdown summary, as for a CI job's summary)"
+        )
     base = sources.invocation_dir if value.from_cli("report") else sources.ini_dir
     return (base / path).resolve()
+
+
+def _step_summary(environ: Mapping[str, str], sources: Sources) -> Path | None:
+    text = environ.get(STEP_SUMMARY_VARIABLE, "").strip()
+    return (sources.invocation_dir / text).resolve() if text else None
 
 
 def _model(text: str | None, option: str) -> str | None:

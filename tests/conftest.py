@@ -35,13 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_mipro(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh cache folder and default settings for every test; no network price-map fetch."""
+    """A fresh cache folder and default settings for every test; no network price-map fetch, no CI job summary."""
     from pytest_mipro import config
     from pytest_mipro.lm import cache
 
     cache_dir = tmp_path_factory.mktemp("mipro-cache")
     monkeypatch.setenv("MIPRO_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # inner runs must not write to CI's own job summary
     saved = list(config._GLOBAL)
     config._GLOBAL[:] = [config.Settings()]
     try:

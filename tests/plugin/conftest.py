@@ -221,3 +221,47 @@ def optimized(project: Project) -> Project:
     result.assert_outcomes(passed=1)
     assert project.lockfile.exists()
     return project
+
+
+# ---------------------------------------------------------------- many targets
+
+# ``count`` trivial targets sharing one program, examples and metric, so one optimized entry,
+# copied under every name, is a fresh lock for them all (the fingerprint has no name in it).
+# Their thresholds and programs make the kinds of result differ: with ``kale`` answered
+# wrongly (7/9 right, bounds [0.504, 0.924]) a threshold of 0.5 passes, 0.8 is INCONCLUSIVE
+# and 0.95 fails; a program with other instructions is stale; names past ``locked`` are missing.
+MANY_TEST = f'''
+import pytest
+from pytest_mipro import Predict
+
+food = Predict("item -> kind", instructions="Say what kind of food this is.")
+edited = Predict("item -> kind", instructions="Say what kind of food this is, briefly.")
+
+
+def _test():
+    def test(mipro):
+        pass
+
+    return test
+
+
+for _i in range({{count}}):
+    _threshold = 0.95 if _i % 10 == 7 else 0.8 if _i % 10 == 3 else 0.5
+    _program = edited if _i % 20 == 11 else food
+    globals()[f"test_t{{{{_i:03d}}}}"] = pytest.mark.mipro(_program, name=f"t{{{{_i:03d}}}}", threshold=_threshold, {FAST})(_test())
+'''
+
+
+def many_targets(project: Project, count: int = 40, locked: int = 37) -> Project:
+    """Rewrite ``project`` into ``count`` targets ``t000``... of which the first ``locked`` have entries."""
+    from dataclasses import replace
+
+    from pytest_mipro.lockfile import Lockfile
+
+    project.run("--mipro-optimize", "-q").assert_outcomes(passed=1)
+    lock = Lockfile.read(project.lockfile)
+    entry = lock.require("food")
+    replace(lock, entries={}).merged({f"t{i:03d}": replace(entry, name=f"t{i:03d}") for i in range(locked)}).write()
+    (project.path / "test_food.py").unlink()
+    project.write_test(MANY_TEST.format(count=count), name="test_many")
+    return project

@@ -101,7 +101,7 @@ def test_every_option_has_an_ini_twin(pytester: pytest.Pytester) -> None:
         (["--mipro-seed", "-1"], "--mipro-seed '-1': must be at least 0"),
         (["--mipro-threads", "0"], "--mipro-threads '0': must be at least 1"),
         (["--mipro-model", "gpt-4o"], "--mipro-model 'gpt-4o': expected a litellm model string 'provider/name'*"),
-        (["--mipro-report", "out.txt"], "--mipro-report 'out.txt': the file must end in .json*or .html*"),
+        (["--mipro-report", "out.txt"], "--mipro-report 'out.txt': the file must end in .json*, .html*or .md*"),
         (["--mipro-optimize", "--mipro-check"], "--mipro-optimize and --mipro-check cannot be combined*"),
     ],
 )

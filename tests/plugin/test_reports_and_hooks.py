@@ -56,8 +56,9 @@ def test_html_report_is_self_contained_with_a_trial_plot(project: Project) -> No
     page = (project.path / "report.html").read_text()
 
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<polyline" in page
-    assert page.count("<circle") == 4  # one dot per evaluation: three trials and the baseline
-    for external in ("<script", "<link", "src=", "@import", "url("):
+    assert page.count("r='4' fill=") == 4  # one dot per evaluation: three trials and the baseline
+    assert page.count("<script") == 1 and "<script>" in page  # the filters' few lines, inline
+    for external in ("<link", "src=", "@import", "url(", "http://", "https://"):
         assert external not in page
 
 

@@ -112,7 +112,8 @@ def test_the_report_records_verdict_bounds_and_regression(optimized: Project) ->
 
     optimized.run("--mipro-report", "gate.html").assert_outcomes(passed=1, warnings=1)
     page = (optimized.path / "gate.html").read_text()
-    assert "<td>INCONCLUSIVE</td>" in page and "<td>[0.769, 1.000]</td>" in page
+    assert "<span class='badge b-warn'>INCONCLUSIVE</span>" in page
+    assert "<td data-label='bounds' class='num'>[0.769, 1.000]</td>" in page
 
 
 # ---------------------------------------------------------------- regression against the lock (36 gate examples)
