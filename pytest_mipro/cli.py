@@ -70,9 +70,4 @@ def _read(source: str) -> Lockfile:
 
     if source == "-":
         return Lockfile.parse(sys.stdin.read(), "<stdin>")
-    path = Path(source)
-    if path.is_dir():
-        raise LockfileError(f"{path} is a folder, not a lockfile")
-    if not path.exists():
-        raise LockfileError(f"{path} does not exist")
-    return Lockfile.parse(path.read_text(encoding="utf-8"), path)
+    return Lockfile.read(Path(source))  # a folder, a missing or unreadable file: a one-line error

@@ -90,7 +90,7 @@ def test_never_scored_entry_writes_null_and_reads_nan() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("version: 1\ntargets:\n  t:\n    score: [1\n    n: 2\n", r"^p\.lock:5: malformed lockfile: expected ',' or '\]'"),
+        ("version: 1\ntargets:\n  t:\n    score: [1\n    n: 2\n", r"^p\.lock:5: malformed lockfile: (did not find )?expected ',' or '\]'"),
         ("version: 1\ntargets:\n\tt: {}\n", r"^p\.lock:3: malformed lockfile"),
         ("- a\n- b\n", r"^p\.lock:1: expected a mapping with 'version' and 'targets', got list"),
         ("# c\nversion: 2\ntargets: {}\n", r"^p\.lock:2: unsupported lockfile version 2"),
@@ -252,4 +252,151 @@ def test_malformed_bounds_name_the_target(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("    score: 0.9\n", "    score: 0.9\n    bounds: 0.5\n"))
 
     with pytest.raises(LockfileError, match=r"target 'triage': 'bounds' must be a \[lower, upper\] pair"):
+        Lockfile.read(path)
+
+
+# ------------------------------------------------------------ scale: one parse per file version
+
+
+def many_targets(path: Path, n: int, examples: int = 200) -> Lockfile:
+    ids = tuple(f"ex{i:04d}" for i in range(examples))
+    scores = tuple(float(i % 2) for i in range(examples))
+    lock = Lockfile(path, {f"t{i:03d}": entry(f"t{i:03d}", results=ExampleScores(ids, scores)) for i in range(n)})
+    lock.write()
+    return lock
+
+
+@pytest.fixture
+def yaml_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every YAML parse from now on (``safe_load`` goes through ``yaml.load``), by kind."""
+    calls: list[str] = []
+    load, compose = yaml.load, yaml.compose
+
+    def counting_load(*args: object, **kwargs: object) -> object:
+        calls.append("load")
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_compose(*args: object, **kwargs: object) -> object:
+        calls.append("compose")
+        return compose(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml, "load", counting_load)
+    monkeypatch.setattr(yaml, "compose", counting_compose)
+    return calls
+
+
+def test_reading_a_large_lock_parses_it_once_not_once_per_target(tmp_path: Path, yaml_parses: list[str]) -> None:
+    written = many_targets(tmp_path / "prompts.lock", 60)
+
+    read = Lockfile.read(tmp_path / "prompts.lock")
+
+    assert yaml_parses == ["load"]  # no line lookup (a compose) per target when nothing is wrong
+    assert read.entries == written.entries
+
+
+def test_load_lock_of_every_target_parses_the_file_once(tmp_path: Path, yaml_parses: list[str]) -> None:
+    many_targets(tmp_path / "prompts.lock", 40)
+
+    for i in range(40):
+        Predict("ticket -> team").load_lock(tmp_path / "prompts.lock", f"t{i:03d}")
+
+    assert yaml_parses == ["load"]
+
+
+def test_a_changed_file_is_parsed_again(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    lock = many_targets(path, 3)
+    Lockfile.read(path)
+
+    lock.merged({"t001": entry("t001", "Changed.")}).write()  # a new file (os.replace)
+    assert Lockfile.read(path).require("t001").predictors["self"].instructions == "Changed."
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Changed.", "Chang3d."), encoding="utf-8")  # in place, same size, same tick
+    assert Lockfile.read(path).require("t001").predictors["self"].instructions == "Chang3d."
+
+    assert yaml_parses == ["load"] * 3
+
+
+def test_a_racy_cached_file_is_compared_by_content_until_its_times_can_be_trusted(
+    tmp_path: Path, yaml_parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 2)
+    Lockfile.read(path)
+    Lockfile.read(path)  # just written: checked by content, which is the same
+    assert yaml_parses == ["load"]
+
+    monkeypatch.setattr("pytest_mipro.lockfile._ParsedFiles.RACY_NS", 0)
+    Lockfile.read(path)
+    assert yaml_parses == ["load"]
+
+
+def test_callers_cannot_change_the_cached_lock(tmp_path: Path) -> None:
+    many_targets(tmp_path / "prompts.lock", 2)
+    Lockfile.read(tmp_path / "prompts.lock").entries.pop("t000")
+
+    assert set(Lockfile.read(tmp_path / "prompts.lock").entries) == {"t000", "t001"}
+
+
+def test_an_error_in_the_last_of_many_targets_still_names_its_line(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 30)
+    path.write_text(path.read_text(encoding="utf-8") + "  zz: {score: 1}\n", encoding="utf-8")
+    line = path.read_text(encoding="utf-8").splitlines().index("  zz: {score: 1}") + 1
+
+    with pytest.raises(LockfileError, match=rf"prompts\.lock:{line}: target 'zz' has no program, fingerprint"):
+        Lockfile.read(path)
+    assert yaml_parses == ["load", "compose"]  # the line is looked up once, for the error
+
+
+# ------------------------------------------------------------ duplicate keys and unreadable files
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "version: 1\ntargets:\n  t:\n    score: 1.0\n    n: 3\n    score: 0.1\n",
+            r"^p\.lock:6: malformed lockfile: duplicate key 'score' \(first on line 4\); keep one of them",
+        ),
+        (
+            "version: 1\ntargets:\n  a: {score: 1}\n  b: {score: 1}\n  a: {score: 2}\n",
+            r"^p\.lock:5: malformed lockfile: duplicate key 'a' \(first on line 3\)",
+        ),
+        ("version: 1\nversion: 1\ntargets: {}\n", r"^p\.lock:2: malformed lockfile: duplicate key 'version'"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_the_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(LockfileError, match=message):
+        Lockfile.parse(text, "p.lock")
+
+
+def test_yaml_merge_keys_are_not_duplicates() -> None:
+    text = "version: 1\nbase: &b {x: 1}\ntargets:\n  t:\n    <<: *b\n    x: 2\n"
+    with pytest.raises(LockfileError, match="target 't' has no program"):  # read past the mapping
+        Lockfile.parse(text, "p.lock")
+
+
+def test_a_lock_that_is_not_utf8_names_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.lock"
+    path.write_bytes(b"version: 1\ntargets:\n  t:\n    program: caf\xe9\n")
+
+    with pytest.raises(LockfileError, match=r"prompts\.lock:4: not UTF-8 text \(byte 0xe9\); lockfiles are UTF-8: fix the encoding"):
+        Lockfile.read(path)
+
+
+def test_a_lock_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LockfileError, match=r"is a directory, not a lockfile; point --mipro-lockfile \(or load_lock\) at a file"):
+        Lockfile.read(tmp_path, missing_ok=True)
+
+
+def test_a_lock_without_read_permission_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 1)
+
+    def denied(self: Path, *args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)  # chmod 0 does not stop root, who may run this
+    with pytest.raises(LockfileError, match=r"prompts\.lock cannot be read \(permission denied\); give this user read access"):
         Lockfile.read(path)
