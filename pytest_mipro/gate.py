@@ -25,6 +25,7 @@ always scored in full: the clustered bounds and the t-test are not monotone in o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Sequence
@@ -32,8 +33,9 @@ from dataclasses import asdict, dataclass
 
 from . import config, plain
 from .declaration import Target
-from .errors import LockfileError
+from .errors import BudgetExceeded, LockfileError
 from .example import Example
+from .lm.budget import Budget
 from .lockfile import Counts, LockEntry
 from .optimizer.evaluate import ExampleResult
 from .plain import Plain
@@ -277,8 +279,10 @@ def chunk_size(threads: int | None) -> int:
 def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolicy) -> GateRun:
     """Score the locked program on the entry's gate examples and judge it.
 
-    Stops early once the verdict is settled, but only while scoring costs LM calls: a chunk
-    answered from the cache is free, so the next one (likely cached too) is scored as well.
+    Stops early once the verdict is settled, but only while scoring costs LM calls: chunks
+    answered from the cache are free, so after the verdict is settled the next chunks are
+    scored from the cache only, up to the first one that would need a call. (Scoring that
+    chunk anyway would make every rerun of an unchanged gate pay for one more chunk.)
     """
     examples = gate_examples(target, entry)
     before = locked_scores(entry, len(examples))
@@ -291,7 +295,14 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     size = chunk_size(run.threads)
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
-        samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
+        settled = judge_.settled() is not None
+        try:
+            with config.context(budget=_cache_only()) if settled else contextlib.nullcontext():
+                samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
+        except BudgetExceeded:
+            if not settled:
+                raise
+            break
         spent += chunk_counts
         for index, results in zip(chunk, samples, strict=True):
             per_example[index] = results
@@ -302,6 +313,11 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     scored = list(per_example.values())
     evaluation = Evaluation(judgement.score, tuple(r for results in scored for r in results), spent)
     return GateRun(judgement, evaluation, _stats(policy, scored, judgement, evaluation.calls))
+
+
+def _cache_only() -> Budget:
+    """A budget that refuses every uncached call (cached replies are never refused)."""
+    return Budget(max_calls=1, calls=1)
 
 
 def _stats(policy: GatePolicy, scored: list[list[ExampleResult]], judgement: Judgement, calls: int) -> GateStats:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -173,3 +175,32 @@ def test_stopping_early_never_changes_the_verdict(
     if result.curtailed:
         assert threshold is not None or before is not None
         assert result.evaluated < n
+
+
+def test_an_unchanged_gate_rerun_makes_no_lm_call_after_an_early_stop(fake_model: Callable[..., Any]) -> None:
+    """The first run stops once the verdict is settled; reruns score what is cached and stop
+    at the first chunk that would need a call, instead of paying for one more chunk each time."""
+    from pytest_mipro import Example, Predict
+    from pytest_mipro.declaration import Target
+    from pytest_mipro.gate import GatePolicy, run_gate
+    from pytest_mipro.scoring import RunConfig, target_fingerprint
+
+    model = fake_model("Answer: yes")
+    examples = [Example(q=f"question {i}", answer="yes").with_inputs("q") for i in range(80)]
+    target = Target(name="t", program=Predict("q -> answer"), examples=examples, metric=lambda ex, pred, trace=None: pred.answer == "yes")
+    entry = LockEntry(
+        name="t",
+        predictors={"self": PredictorLock("q -> answer", "", [])},
+        score=1.0,
+        fingerprint=target_fingerprint(target, model.lm()),
+    )  # no per-example results: the threshold alone decides, and it settles early
+    run = RunConfig(task_lm=model.lm())
+
+    first = run_gate(target, entry, run, GatePolicy(threshold=0.5))
+    calls = model.calls
+    again = [run_gate(target, entry, run, GatePolicy(threshold=0.5)) for _ in range(3)]
+
+    assert first.judgement.verdict == PASS and first.judgement.evaluated < 80  # stopped early
+    assert calls == first.judgement.evaluated and model.calls == calls
+    assert all(r.judgement.verdict == PASS and r.evaluation.calls == 0 for r in again)
+    assert all(r.judgement.evaluated == first.judgement.evaluated for r in again)
