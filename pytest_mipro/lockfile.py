@@ -405,9 +405,12 @@ class Lockfile:
         body = yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=_LONG_LINE + 20)
         return HEADER + body
 
-    def write(self) -> None:
-        """Write atomically: a temp file in the same folder, then ``os.replace``."""
-        text = self.dumps()
+    def write(self, text: str | None = None) -> None:
+        """Write atomically: a temp file in the same folder, then ``os.replace``.
+
+        ``text``: this lockfile's :meth:`dumps`, when the caller has already rendered it.
+        """
+        text = self.dumps() if text is None else text
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:

@@ -278,9 +278,10 @@ class MiproSession:
             return None
         path = self.settings.lockfile
         merged = Lockfile.read(path, missing_ok=True).merged(updates)
-        if path.exists() and path.read_text(encoding="utf-8") == merged.dumps():
+        text = merged.dumps()  # once: rendering a lock of hundreds of targets takes seconds
+        if path.exists() and path.read_text(encoding="utf-8") == text:
             return False
-        merged.write()
+        merged.write(text)
         return True
 
     def finish(self, *, interrupted: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,7 +17,13 @@ _LOCK = threading.Lock()
 
 def cache_dir(configured: str | None) -> Path:
     """Where replies are cached: the setting, else $MIPRO_CACHE_DIR, else ./.mipro/cache."""
-    return Path(configured or os.environ.get("MIPRO_CACHE_DIR") or DEFAULT_CACHE_DIR).resolve()
+    return _resolved(configured or os.environ.get("MIPRO_CACHE_DIR") or DEFAULT_CACHE_DIR, os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(directory: str, cwd: str) -> Path:
+    """``directory`` made absolute, once (this runs on every LM call, and resolving hits the disk)."""
+    return (Path(cwd) / directory).resolve()
 
 
 def open_cache(directory: Path) -> Any:
