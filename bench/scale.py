@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -172,7 +172,8 @@ started = time.perf_counter()
 done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 seconds = time.perf_counter() - started
 rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": seconds, "rc": done.returncode, "rss_mb": rss_kb / 1024, "stdout": done.stdout[-4000:], "stderr": done.stderr[-4000:]}))
+out, err = done.stdout[-4000:], done.stderr[-4000:]
+print(json.dumps({"seconds": seconds, "rc": done.returncode, "rss_mb": rss_kb / 1024, "stdout": out, "stderr": err}))
 """
 
 
@@ -244,7 +245,8 @@ def measure(root: Path, command: list[str], log: Path | None = None) -> dict[str
     if log is not None:
         result["lm_calls"] = len(log.read_text().splitlines()) if log.exists() else 0
     if result["rc"] != 0:
-        print(f"  ! {' '.join(command[-4:])}: exit {result['rc']}\n{result['stdout'][-1500:]}\n{result['stderr'][-1500:]}", file=sys.stderr)
+        tail = f"{str(result['stdout'])[-1500:]}\n{str(result['stderr'])[-1500:]}"
+        print(f"  ! {' '.join(command[-4:])}: exit {result['rc']}\n{tail}", file=sys.stderr)
     out = str(result.pop("stdout"))
     result.pop("stderr")
     last = out.strip().splitlines()[-1] if out.strip() else ""
@@ -285,7 +287,10 @@ PER_TARGET = ("check", "gate", "gate -n 2", "trivial")
 
 def table(results: dict[int, dict[str, dict[str, object]]]) -> str:
     sizes = sorted(results)
-    header = "| N | read lock (parse) | check | gate, warm cache | gate -n 2 | pytest, N trivial tests | optimize -k one | load_lock one (50 targets) | peak RSS, gate |"
+    header = (
+        "| N | read lock (parse) | check | gate, warm cache | gate -n 2 | pytest, N trivial tests "
+        "| optimize -k one | load_lock one (50 targets) | peak RSS, gate |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for n in sizes:
         r = results[n]
@@ -304,19 +309,31 @@ def table(results: dict[int, dict[str, dict[str, object]]]) -> str:
     return "\n".join(lines)
 
 
+def _seconds(results: dict[int, dict[str, dict[str, object]]], n: int, name: str) -> float:
+    return float(results[n][name]["seconds"])  # type: ignore[arg-type]
+
+
 def ratios(results: dict[int, dict[str, dict[str, object]]]) -> dict[str, float]:
-    """Per-target time at the largest N over per-target time at N=10 (whole time for one-target rows)."""
+    """The largest N against N=10: per-target time (t/N), the marginal time per target (the
+    slope between the two largest N against the slope below, start-up removed), whole time
+    for the one-target rows, and memory."""
     if 10 not in results or max(results) <= 10:
         return {}
-    big, small = results[max(results)], results[10]
+    big = max(results)
     found = {}
-    for name in (*PER_TARGET, "read lock", "optimize -k", "load_lock"):
-        a, b = float(big[name]["seconds"]), float(small[name]["seconds"])  # type: ignore[arg-type]
-        if name in PER_TARGET or name == "read lock":
-            a, b = a / max(results), b / 10
-        found[name] = round(a / b, 2)
-    found["gate / trivial at largest N"] = round(float(big["gate"]["seconds"]) / float(big["trivial"]["seconds"]), 2)  # type: ignore[arg-type]
-    found["rss gate largest N / N=10"] = round(float(big["gate"]["rss_mb"]) / float(small["gate"]["rss_mb"]), 2)  # type: ignore[arg-type]
+    for name in (*PER_TARGET, "read lock"):
+        found[f"{name}, per target"] = round((_seconds(results, big, name) / big) / (_seconds(results, 10, name) / 10), 2)
+        sizes = sorted(results)
+        if len(sizes) >= 3:  # the cost of one more target: the last interval's slope against the one before
+            (a, b, c) = sizes[-3:]
+            slopes = [(_seconds(results, y, name) - _seconds(results, x, name)) / (y - x) for x, y in ((b, c), (a, b))]
+            key = f"{name}, marginal per target ({b}->{c} / {a}->{b})"
+            found[key] = round(slopes[0] / slopes[1], 2) if slopes[1] > 0 else math.nan
+    for name in ("optimize -k", "load_lock"):
+        found[f"{name}, whole"] = round(_seconds(results, big, name) / _seconds(results, 10, name), 2)
+    found["gate / trivial pytest, largest N"] = round(_seconds(results, big, "gate") / _seconds(results, big, "trivial"), 2)
+    rss = [float(results[n]["gate"]["rss_mb"]) for n in (big, 10)]  # type: ignore[arg-type]
+    found["peak RSS of the gate, largest N / N=10"] = round(rss[0] / rss[1], 2)
     return found
 
 
@@ -343,7 +360,7 @@ def main() -> None:
     print(table(results))
     found = ratios(results)
     if found:
-        print(f"\nratios, N={max(results)} / N=10 (per target; one-target rows: whole time):")
+        print(f"\nratios, N={max(results)} / N=10:")
         for name, value in found.items():
             print(f"  {name}: {value}x")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
