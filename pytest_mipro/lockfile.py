@@ -328,7 +328,10 @@ class Lockfile:
                 lock = _PARSED.get(path, st, handle)
                 if lock is None:
                     data = handle.read()
-                    lock = cls.parse(_decode(data, path), path)
+                    try:
+                        lock = cls.parse(_decode(data, path), path)
+                    except LockfileError as exc:  # kept too: every target of a run asks again
+                        lock = exc
                     _PARSED.put(path, st, lock, data)
         except FileNotFoundError:
             if missing_ok:
@@ -336,6 +339,8 @@ class Lockfile:
             raise LockfileError(f"{path} does not exist; run `pytest --mipro-optimize` to create it") from None
         except OSError as exc:
             raise LockfileError(_unreadable(path, exc)) from None
+        if isinstance(lock, LockfileError):
+            raise LockfileError(str(lock)) from None
         return replace(lock, path=path, entries=dict(lock.entries))  # callers may change their dict
 
     @classmethod
@@ -476,7 +481,8 @@ def _dumper() -> type:
 
 
 class _ParsedFiles:
-    """Lockfiles parsed in this process, by file version: (place, inode, size, times).
+    """Lockfiles parsed in this process (or the error parsing them raised), by file version:
+    (place, inode, size, times).
 
     File times are coarse (a few ms on Linux), so a file rewritten in place within the same
     tick to the same size would look unchanged. An entry parsed that close to the file's
@@ -488,7 +494,7 @@ class _ParsedFiles:
     RACY_NS = 2_000_000_000
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[tuple[object, ...], tuple[Lockfile, bytes | None]] = OrderedDict()
+        self._entries: OrderedDict[tuple[object, ...], tuple[Lockfile | LockfileError, bytes | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -499,7 +505,7 @@ class _ParsedFiles:
     def _racy(cls, st: os.stat_result) -> bool:
         return time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < cls.RACY_NS
 
-    def get(self, path: Path, st: os.stat_result, handle: BinaryIO) -> Lockfile | None:
+    def get(self, path: Path, st: os.stat_result, handle: BinaryIO) -> Lockfile | LockfileError | None:
         key = self._key(path, st)
         with self._lock:
             found = self._entries.get(key)
@@ -516,7 +522,7 @@ class _ParsedFiles:
                 self._entries.move_to_end(key)
         return lock
 
-    def put(self, path: Path, st: os.stat_result, lock: Lockfile, data: bytes) -> None:
+    def put(self, path: Path, st: os.stat_result, lock: Lockfile | LockfileError, data: bytes) -> None:
         with self._lock:
             self._entries[self._key(path, st)] = (lock, data if self._racy(st) else None)
             while len(self._entries) > self.SIZE:

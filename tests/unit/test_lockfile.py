@@ -400,3 +400,14 @@ def test_a_lock_without_read_permission_says_so(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(Path, "open", denied)  # chmod 0 does not stop root, who may run this
     with pytest.raises(LockfileError, match=r"prompts\.lock cannot be read \(permission denied\); give this user read access"):
         Lockfile.read(path)
+
+
+def test_a_broken_lock_is_parsed_once_however_often_it_is_read(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    path.write_text("version: 1\ntargets:\n  t: {score: 1}\n", encoding="utf-8")
+
+    for _ in range(20):  # a run asks once per target
+        with pytest.raises(LockfileError, match=r"prompts\.lock:3: target 't' has no program"):
+            Lockfile.read(path)
+
+    assert yaml_parses == ["load", "compose"]
