@@ -22,8 +22,8 @@ Then it measures, each in a separate cold process:
 It prints a table (seconds, and milliseconds per target for the rows that do N targets'
 work) and the ratio between the largest N and N=10, and writes the numbers as JSON.
 
-    python bench/scale.py             # N = 1, 10, 100, 500 (about 30 minutes on 2 cores)
-    python bench/scale.py --quick     # N = 1, 10, 100 (a few minutes)
+    python bench/scale.py             # N = 1, 10, 100, 500 (about 12 minutes on 2 cores)
+    python bench/scale.py --quick     # N = 1, 10, 100 (about 2 minutes)
     python bench/scale.py --sizes 1 10 --keep /tmp/scale   # keep the generated projects
 """
 
