@@ -80,6 +80,7 @@ def test_cache_commands_on_a_folder_without_a_cache_are_one_line_errors(tmp_path
     result = cli("info", "--dir", str(tmp_path))
 
     assert result.returncode == 2
-    assert result.stderr.strip() == f"pytest-mipro cache: error: {tmp_path} holds no pytest-mipro response cache (no cache.db); nothing to do"
+    expected = f"{tmp_path} holds no pytest-mipro response cache (no cache.db); nothing to do"
+    assert result.stderr.strip() == f"pytest-mipro cache: error: {expected}"
     bad = cli("prune", "--dir", str(tmp_path), "--max-size", "lots")
     assert bad.returncode == 2 and "--max-size='lots' is not a size" in bad.stderr
