@@ -510,6 +510,7 @@ def threshold_verdict(
     )
 
 
+@functools.lru_cache(maxsize=4096)  # the gate asks for the same counts in every target
 def binary_threshold_verdict(successes: int, n: int, threshold: float, confidence: float = 0.95) -> ThresholdResult:
     """:func:`threshold_verdict` of ``n`` single 0/1 scores, ``successes`` of them 1, from the
     counts (Wilson bounds), in constant time."""
