@@ -30,7 +30,8 @@ Format (``version: 1``)::
 The optional keys are only written when known, so files from older versions (without
 them) still load, and entries that lack them are written back unchanged.
 
-It is read with PyYAML's safe loader only (its C version when PyYAML has one); a malformed
+It is read with PyYAML's safe loader only (its C version when PyYAML has one; the usual
+file is built straight from the C parser's events, without a node per scalar); a malformed
 file, a duplicate key (what a bad merge of two branches' locks leaves) or an unreadable file
 raises :class:`LockfileError` naming the file and, where there is one, the line. Lines are
 looked up only to report an error, so reading a lock costs one parse however many targets it
@@ -592,9 +593,96 @@ def _load_yaml(text: str, path: Path) -> object:
     import yaml
 
     try:
+        return _load_from_events(text)
+    except (_Unusual, yaml.YAMLError):
+        pass  # the full loader below gives the same data, or the error with its line
+    try:
         return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise LockfileError(_yaml_error_message(path, exc)) from exc
+
+
+class _Unusual(Exception):  # noqa: N818 - a signal, not an error
+    """YAML that :func:`_load_from_events` leaves to the full loader."""
+
+
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_SCALARS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float"))
+
+
+def _load_from_events(text: str) -> object:
+    """What the safe loader returns for ``text``, built straight from the parser's events.
+
+    PyYAML's loader first builds a node (with its marks) for every scalar, then a value from
+    each node: most of a lock's read, whose per-example ids and scores are hundreds of
+    thousands of scalars. This builds the values directly, with the same tag resolution and
+    the same constructors for non-string scalars (memoized: scores repeat). Anything less
+    common (anchors and aliases, explicit tags, merge keys, timestamps, complex or duplicate
+    keys, several documents) raises :class:`_Unusual`, and the full loader reads the file.
+    """
+    from yaml import events
+    from yaml.nodes import ScalarNode
+
+    loader = _loader()(text)
+    try:
+        made: dict[tuple[str, str], object] = {}  # (tag, text) -> value, for null/bool/int/float
+        stack: list[list[Any]] = []  # per open collection: [container, key, has_key]
+        root: object = None
+        documents = 0
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            value: object
+            if kind is events.ScalarEvent:
+                if event.anchor is not None:
+                    raise _Unusual
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = loader.resolve(ScalarNode, event.value, event.implicit)
+                if tag == _STR:
+                    value = event.value
+                elif tag in _SCALARS:
+                    key = (tag, event.value)
+                    if key not in made:
+                        made[key] = loader.yaml_constructors[tag](loader, ScalarNode(tag, event.value))
+                    value = made[key]
+                else:
+                    raise _Unusual
+            elif kind is events.MappingStartEvent or kind is events.SequenceStartEvent:
+                mapping = kind is events.MappingStartEvent
+                if event.anchor is not None or event.tag not in (None, "!", _MAP if mapping else _SEQ):
+                    raise _Unusual
+                stack.append([{} if mapping else [], None, False])
+                continue
+            elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
+                value = stack.pop()[0]
+            elif kind is events.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _Unusual
+                continue
+            elif kind is events.StreamEndEvent:
+                return root
+            elif kind is events.StreamStartEvent or kind is events.DocumentEndEvent:
+                continue
+            else:  # an alias
+                raise _Unusual
+            if not stack:
+                root = value
+                continue
+            top = stack[-1]
+            container = top[0]
+            if type(container) is list:
+                container.append(value)
+            elif not top[2]:
+                if type(value) in (dict, list) or value in container:
+                    raise _Unusual  # a complex key, or a duplicate (the full loader says where)
+                top[1], top[2] = value, True
+            else:
+                container[top[1]] = value
+                top[1], top[2] = None, False
+    finally:
+        loader.dispose()
 
 
 def _yaml_error_message(path: Path, exc: Exception) -> str:
