@@ -5,7 +5,10 @@ judge the change (see :mod:`pytest_mipro.diff`). ``-`` reads a lockfile from sta
 input, and an empty file counts as a lockfile without targets, so a base branch that has
 none yet can be compared with ``git show base:prompts.lock > old.lock || true``.
 
-Exit status: 0 after printing the comparison, 2 when an argument or a lockfile is wrong.
+``pytest-mipro cache info|prune|clear`` shows the LM response cache (folder, replies, size,
+size limit), evicts the least recently stored replies until it fits a size, or empties it.
+
+Exit status: 0 on success, 2 when an argument, a lockfile or the cache folder is wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LockfileError
+from .errors import ConfigError, LockfileError
 
 if TYPE_CHECKING:
     from .lockfile import Lockfile
@@ -29,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except LockfileError as exc:
+    except (LockfileError, ConfigError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -48,7 +51,44 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format (default: markdown)")
     diff.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     diff.set_defaults(run=_run_diff)
+    cache = commands.add_parser(
+        "cache",
+        help="show, prune or clear the LM response cache",
+        description="The LM response cache: `info` shows its folder, replies, size and size limit "
+        "($MIPRO_CACHE_SIZE_LIMIT, default 1GiB); `prune` evicts the least recently stored replies "
+        "until it fits --max-size; `clear` removes every reply.",
+    )
+    cache.add_argument("action", choices=("info", "prune", "clear"))
+    cache.add_argument("--dir", metavar="PATH", help="the cache folder (default: $MIPRO_CACHE_DIR, else ./.mipro/cache)")
+    cache.add_argument("--max-size", metavar="SIZE", help="prune to this size, e.g. 200MB (default: the size limit)")
+    cache.set_defaults(run=_run_cache)
     return parser
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from .lm import cache
+
+    directory = cache.cache_dir(args.dir)
+    if args.action == "info":
+        found = cache.info(directory)
+        print(f"{found.directory}: {found.entries} replies, {_size(found.size)} (limit {_size(found.limit)})")
+    elif args.action == "prune":
+        limit = cache.parse_size(args.max_size, source="--max-size") if args.max_size else cache.size_limit()
+        before, after = cache.prune(directory, limit)
+        print(
+            f"{directory}: {before.entries} -> {after.entries} replies, {_size(before.size)} -> {_size(after.size)} "
+            f"(max {_size(limit)})"
+        )
+    else:
+        print(f"{directory}: removed {cache.clear(directory)} replies")
+    return 0
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
 
 
 def _run_diff(args: argparse.Namespace) -> int:
@@ -70,9 +110,4 @@ def _read(source: str) -> Lockfile:
 
     if source == "-":
         return Lockfile.parse(sys.stdin.read(), "<stdin>")
-    path = Path(source)
-    if path.is_dir():
-        raise LockfileError(f"{path} is a folder, not a lockfile")
-    if not path.exists():
-        raise LockfileError(f"{path} does not exist")
-    return Lockfile.parse(path.read_text(encoding="utf-8"), path)
+    return Lockfile.read(Path(source))  # a folder, a missing or unreadable file: a one-line error

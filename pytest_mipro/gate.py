@@ -25,6 +25,7 @@ always scored in full: the clustered bounds and the t-test are not monotone in o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Sequence
@@ -32,8 +33,9 @@ from dataclasses import asdict, dataclass
 
 from . import config, plain
 from .declaration import Target
-from .errors import LockfileError
+from .errors import BudgetExceeded, LockfileError
 from .example import Example
+from .lm.budget import Budget
 from .lockfile import Counts, LockEntry
 from .optimizer.evaluate import ExampleResult, ProviderErrors
 from .plain import Plain
@@ -45,6 +47,8 @@ from .stats import (
     PASS,
     RegressionResult,
     Verdict,
+    binary_threshold_verdict,
+    mcnemar_regression,
     regression_test,
     threshold_verdict,
 )
@@ -145,7 +149,12 @@ def score_bounds(scores: Sequence[float]) -> tuple[float, float]:
 
 
 class GateJudge:
-    """Collects per-example scores in any order and says when the verdict is settled."""
+    """Collects per-example scores in any order and says when the verdict is settled.
+
+    While every example has one 0/1 score, it keeps running counts (successes, and the
+    discordant pairs against the locked scores), so :meth:`settled` judges the two extreme
+    completions from the counts, in constant time, however many examples there are.
+    """
 
     def __init__(self, total: int, *, threshold: float | None, before: Sequence[float] | None, min_drop: float) -> None:
         if before is not None and len(before) != total:
@@ -155,11 +164,29 @@ class GateJudge:
         self.before = None if before is None else [float(s) for s in before]
         self.min_drop = min_drop
         self.scores: dict[int, list[float]] = {}
+        self._binary_before = self.before is None or _binary(self.before)
+        self._one_binary = True  # every example scored so far has one 0/1 score
+        self._successes = 0  # scored examples with score 1 (while _one_binary)
+        self._b = self._c = 0  # scored: locked 1 now 0, locked 0 now 1 (binary locked scores)
+        self._before_successes = 0 if self.before is None else sum(s == 1.0 for s in self.before)
+        self._unscored_before_successes = self._before_successes  # locked 1s among the unscored
 
     def add(self, index: int, samples: Sequence[float]) -> None:
         if not 0 <= index < self.total or index in self.scores:
             raise ValueError(f"example {index} is out of range or already scored")
-        self.scores[index] = [float(s) for s in samples]
+        values = self.scores[index] = [float(s) for s in samples]
+        if not self._one_binary:
+            return
+        if len(values) != 1 or values[0] not in (0.0, 1.0):
+            self._one_binary = False
+            return
+        after = values[0] == 1.0
+        self._successes += after
+        if self.before is not None and self._binary_before:
+            before = self.before[index] == 1.0
+            self._unscored_before_successes -= before
+            self._b += before and not after
+            self._c += after and not before
 
     @property
     def evaluated(self) -> int:
@@ -169,9 +196,7 @@ class GateJudge:
         """One 0/1 score per example so far (and 0/1 locked scores), and something to judge."""
         if self.threshold is None and self.before is None:
             return False  # nothing can fail: score everything, the test may assert on the score
-        known = [s for samples in self.scores.values() for s in samples]
-        one_each = all(len(samples) == 1 for samples in self.scores.values())
-        return one_each and _binary(known) and (self.before is None or _binary(self.before))
+        return self._one_binary and self._binary_before
 
     def settled(self) -> Judgement | None:
         """The verdict when every completion of the unscored examples gives the same one."""
@@ -188,7 +213,7 @@ class GateJudge:
         bound = "best" if strict is best else "worst"
         return Judgement(
             verdict=worst.verdict,
-            score=self._score(),
+            score=self._successes / self.evaluated if self.evaluated else 0.0,
             evaluated=self.evaluated,
             total=self.total,
             threshold=self.threshold,
@@ -210,12 +235,20 @@ class GateJudge:
         return judge(after, threshold=self.threshold, before=self.before, min_drop=self.min_drop)
 
     def _completed(self, fill: float) -> Judgement:
-        after = [self.scores.get(i, [fill]) for i in range(self.total)]
-        return judge(after, threshold=self.threshold, before=self.before, min_drop=self.min_drop)
-
-    def _score(self) -> float:
-        means = [math.fsum(s) / len(s) for s in self.scores.values()]
-        return math.fsum(means) / len(means) if means else 0.0
+        """:func:`judge` of the scores so far with every unscored example scoring ``fill`` (0 or
+        1), from the counts (only while :meth:`curtailable`)."""
+        unscored = self.total - self.evaluated
+        successes = self._successes + (unscored if fill else 0)
+        bounds = binary_threshold_verdict(successes, self.total, 0.0 if self.threshold is None else self.threshold, CONFIDENCE)
+        regression = None
+        if self.before is not None:
+            pending = self._unscored_before_successes  # locked 1s among the unscored
+            b = self._b + (0 if fill else pending)
+            c = self._c + (unscored - pending if fill else 0)
+            regression = mcnemar_regression(self.total, self._before_successes, successes, b, c, self.min_drop, ALPHA)
+        verdict = combine(None if self.threshold is None else bounds.verdict, regression)
+        needed = bounds.needed_n if self.threshold is not None else None
+        return Judgement(verdict, bounds.score, self.total, self.total, self.threshold, bounds.lower, bounds.upper, needed, regression)
 
 
 def _binary(values: Sequence[float]) -> bool:
@@ -277,8 +310,10 @@ def chunk_size(threads: int | None) -> int:
 def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolicy) -> GateRun:
     """Score the locked program on the entry's gate examples and judge it.
 
-    Stops early once the verdict is settled, but only while scoring costs LM calls: a chunk
-    answered from the cache is free, so the next one (likely cached too) is scored as well.
+    Stops early once the verdict is settled, but only while scoring costs LM calls: chunks
+    answered from the cache are free, so after the verdict is settled the next chunks are
+    scored from the cache only, up to the first one that would need a call. (Scoring that
+    chunk anyway would make every rerun of an unchanged gate pay for one more chunk.)
     """
     examples = gate_examples(target, entry)
     before = locked_scores(entry, len(examples))
@@ -292,7 +327,14 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     unanswered: list[ExampleResult] = []  # provider errors: not scores, so the judge never sees them
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
-        samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
+        settled = judge_.settled() is not None
+        try:
+            with config.context(budget=_cache_only()) if settled else contextlib.nullcontext():
+                samples, chunk_counts = _score_chunk(target, program, [examples[i] for i in chunk], run, policy.repeats)
+        except BudgetExceeded:
+            if not settled:
+                raise
+            break
         spent += chunk_counts
         for index, results in zip(chunk, samples, strict=True):
             per_example[index] = results
@@ -312,6 +354,11 @@ def run_gate(target: Target, entry: LockEntry, run: RunConfig, policy: GatePolic
     scored = list(per_example.values())
     evaluation = Evaluation(judgement.score, tuple(r for results in scored for r in results), spent)
     return GateRun(judgement, evaluation, _stats(policy, scored, judgement, evaluation.calls))
+
+
+def _cache_only() -> Budget:
+    """A budget that refuses every uncached call (cached replies are never refused)."""
+    return Budget(max_calls=1, calls=1)
 
 
 def _stats(policy: GatePolicy, scored: list[list[ExampleResult]], judgement: Judgement, calls: int) -> GateStats:

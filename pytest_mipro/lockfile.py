@@ -30,20 +30,28 @@ Format (``version: 1``)::
 The optional keys are only written when known, so files from older versions (without
 them) still load, and entries that lack them are written back unchanged.
 
-It is read with ``yaml.safe_load`` only; a malformed file raises :class:`LockfileError`
-naming the file and line. Writes are atomic (temp file + ``os.replace``) and serialized
+It is read with PyYAML's safe loader only (its C version when PyYAML has one; the usual
+file is built straight from the C parser's events, without a node per scalar); a malformed
+file, a duplicate key (what a bad merge of two branches' locks leaves) or an unreadable file
+raises :class:`LockfileError` naming the file and, where there is one, the line. Lines are
+looked up only to report an error, so reading a lock costs one parse however many targets it
+has. Writes are atomic (temp file + ``os.replace``) and serialized
 across processes by a file lock (:meth:`Lockfile.update`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import LockfileError
 from .fingerprint import Fingerprint
@@ -204,11 +212,19 @@ class LockEntry:
     @classmethod
     def from_dict(cls, name: str, data: object, *, source: str = "lock entry") -> LockEntry:
         """Build an entry from its data form; raises :class:`LockfileError` naming ``source``."""
+        try:
+            return cls._from_data(name, data)
+        except ValueError as exc:
+            raise LockfileError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def _from_data(cls, name: str, data: object) -> LockEntry:
+        """The entry, or a ValueError starting with ``target <name>`` (the caller adds where)."""
         if not isinstance(data, Mapping):
-            raise LockfileError(f"{source}: target {name!r} must be a mapping, got {type(data).__name__}")
+            raise ValueError(f"target {name!r} must be a mapping, got {type(data).__name__}")  # noqa: TRY004 - reported as a lockfile error
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
-            raise LockfileError(f"{source}: target {name!r} has no {', '.join(missing)}")
+            raise ValueError(f"target {name!r} has no {', '.join(missing)}")
         try:
             return cls(
                 name=name,
@@ -228,7 +244,7 @@ class LockEntry:
                 holdout=_mapping(data.get("holdout"), "holdout"),
             )
         except (TypeError, ValueError) as exc:
-            raise LockfileError(f"{source}: target {name!r}: {exc}") from exc
+            raise ValueError(f"target {name!r}: {exc}") from exc
 
 
 def _number(value: float | None) -> float | None:
@@ -300,23 +316,40 @@ class Lockfile:
 
     @classmethod
     def read(cls, path: str | Path, *, missing_ok: bool = False) -> Lockfile:
-        """Parse ``path``; a missing file is an error unless ``missing_ok`` (then it is empty)."""
+        """Parse ``path``; a missing file is an error unless ``missing_ok`` (then it is empty).
+
+        A file is parsed once per process while it stays the same file with the same size
+        and times (``load_lock`` for every target of a large lock reads it once); any write,
+        ours (a new file, ``os.replace``) or an editor's, makes the next read parse it again.
+        A file that cannot be read raises a one-line :class:`LockfileError` saying why.
+        """
         path = Path(path)
-        if not path.exists():
+        try:
+            with path.open("rb") as handle:
+                st = os.fstat(handle.fileno())
+                lock = _PARSED.get(path, st, handle)
+                if lock is None:
+                    data = handle.read()
+                    try:
+                        lock = cls.parse(_decode(data, path), path)
+                    except LockfileError as exc:  # kept too: every target of a run asks again
+                        lock = exc
+                    _PARSED.put(path, st, lock, data)
+        except FileNotFoundError:
             if missing_ok:
                 return cls(path)
-            raise LockfileError(f"{path} does not exist; run `pytest --mipro-optimize` to create it")
-        return cls.parse(path.read_text(encoding="utf-8"), path)
+            raise LockfileError(f"{path} does not exist; run `pytest --mipro-optimize` to create it") from None
+        except OSError as exc:
+            raise LockfileError(_unreadable(path, exc)) from None
+        if isinstance(lock, LockfileError):
+            raise LockfileError(str(lock)) from None
+        return replace(lock, path=path, entries=dict(lock.entries))  # callers may change their dict
 
     @classmethod
     def parse(cls, text: str, path: str | Path) -> Lockfile:
-        import yaml
-
+        """The lockfile in ``text``; errors name ``path`` and the line (found only on error)."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise LockfileError(_yaml_error_message(path, exc)) from exc
+        data = _load_yaml(text, path)
         if data is None:
             return cls(path)
         if not isinstance(data, Mapping):
@@ -331,8 +364,10 @@ class Lockfile:
             raise LockfileError(f"{path}:{_line_of(text, ('targets',))}: 'targets' must be a mapping of target names to entries")
         entries = {}
         for name, entry in targets.items():
-            where = f"{path}:{_line_of(text, ('targets', name))}"
-            entries[str(name)] = LockEntry.from_dict(str(name), entry, source=where)
+            try:
+                entries[str(name)] = LockEntry._from_data(str(name), entry)
+            except ValueError as exc:
+                raise LockfileError(f"{path}:{_line_of(text, ('targets', name))}: {exc}") from exc
         return cls(path, entries)
 
     def get(self, name: str) -> LockEntry | None:
@@ -392,19 +427,21 @@ class Lockfile:
         guard.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(guard)):
             merged = cls.read(path, missing_ok=True).merged(updates)
-            if path.exists() and path.read_text(encoding="utf-8") == merged.dumps():
+            text = merged.dumps()  # once: rendering a lock of hundreds of targets takes seconds
+            if path.exists() and path.read_text(encoding="utf-8") == text:
                 _remove_stale_temps(path)
                 return False
-            merged.write()
+            merged.write(text)
             return True
 
-    def write(self) -> None:
+    def write(self, text: str | None = None) -> None:
         """Write atomically: a temp file in the same folder, then ``os.replace``.
 
+        ``text``: this lockfile's :meth:`dumps`, when the caller has already rendered it.
         Temp files of this lockfile that a killed write left behind are removed first; call
         it under :meth:`update`'s lock when other processes may write too.
         """
-        text = self.dumps()
+        text = self.dumps() if text is None else text
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
@@ -482,6 +519,210 @@ def _dumper() -> type:
     return LockDumper
 
 
+class _ParsedFiles:
+    """Lockfiles parsed in this process (or the error parsing them raised), by file version:
+    (place, inode, size, times).
+
+    File times are coarse (a few ms on Linux), so a file rewritten in place within the same
+    tick to the same size would look unchanged. An entry parsed that close to the file's
+    last change is "racy" (git's word for the same problem): it keeps the bytes, and a later
+    hit compares them with the file until the file is old enough for its times to be trusted.
+    """
+
+    SIZE = 16  # files kept (most projects have one lockfile)
+    RACY_NS = 2_000_000_000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[object, ...], tuple[Lockfile | LockfileError, bytes | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(path: Path, st: os.stat_result) -> tuple[object, ...]:
+        return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    @classmethod
+    def _racy(cls, st: os.stat_result) -> bool:
+        return time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < cls.RACY_NS
+
+    def get(self, path: Path, st: os.stat_result, handle: BinaryIO) -> Lockfile | LockfileError | None:
+        key = self._key(path, st)
+        with self._lock:
+            found = self._entries.get(key)
+        if found is None:
+            return None
+        lock, data = found
+        if data is not None:
+            if handle.read() != data:
+                handle.seek(0)
+                return None
+        with self._lock:
+            if key in self._entries:
+                self._entries[key] = (lock, data if data is not None and self._racy(st) else None)
+                self._entries.move_to_end(key)
+        return lock
+
+    def put(self, path: Path, st: os.stat_result, lock: Lockfile | LockfileError, data: bytes) -> None:
+        with self._lock:
+            self._entries[self._key(path, st)] = (lock, data if self._racy(st) else None)
+            while len(self._entries) > self.SIZE:
+                self._entries.popitem(last=False)
+
+
+_PARSED = _ParsedFiles()
+
+
+def _decode(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LockfileError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); lockfiles are UTF-8: "
+            "fix the encoding, or delete the file and run `pytest --mipro-optimize`"
+        ) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        return f"{path} is a directory, not a lockfile; point --mipro-lockfile (or load_lock) at a file such as {path / 'prompts.lock'}"
+    if isinstance(exc, PermissionError):
+        return f"{path} cannot be read (permission denied); give this user read access to it (e.g. `chmod u+r {path}`)"
+    return f"{path} cannot be read ({exc.strerror or exc}); check that it is a readable file"
+
+
+@functools.cache
+def _loader() -> type:
+    """PyYAML's safe loader (the C one when PyYAML was built with libyaml) that refuses duplicate keys."""
+    import yaml
+
+    base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class LockLoader(base):  # type: ignore[misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            _refuse_duplicate_keys(self, node)
+            return super().construct_mapping(node, deep=deep)
+
+    return LockLoader
+
+
+def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
+    """Raise a YAML error at the second of two equal keys: YAML forbids them, PyYAML keeps the last."""
+    import yaml
+
+    seen: dict[object, Any] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: PyYAML's own error says so
+            continue
+        if first is not key_node:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"duplicate key {key!r} (first on line {first.start_mark.line + 1}); keep one of them",
+                key_node.start_mark,
+            )
+
+
+def _load_yaml(text: str, path: Path) -> object:
+    import yaml
+
+    try:
+        return _load_from_events(text)
+    except (_Unusual, yaml.YAMLError):
+        pass  # the full loader below gives the same data, or the error with its line
+    try:
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise LockfileError(_yaml_error_message(path, exc)) from exc
+
+
+class _Unusual(Exception):  # noqa: N818 - a signal, not an error
+    """YAML that :func:`_load_from_events` leaves to the full loader."""
+
+
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_SCALARS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float"))
+
+
+def _load_from_events(text: str) -> object:
+    """What the safe loader returns for ``text``, built straight from the parser's events.
+
+    PyYAML's loader first builds a node (with its marks) for every scalar, then a value from
+    each node: most of a lock's read, whose per-example ids and scores are hundreds of
+    thousands of scalars. This builds the values directly, with the same tag resolution and
+    the same constructors for non-string scalars (memoized: scores repeat). Anything less
+    common (anchors and aliases, explicit tags, merge keys, timestamps, complex or duplicate
+    keys, several documents) raises :class:`_Unusual`, and the full loader reads the file.
+    """
+    from yaml import events
+    from yaml.nodes import ScalarNode
+
+    loader = _loader()(text)
+    try:
+        made: dict[tuple[str, str], object] = {}  # (tag, text) -> value, for null/bool/int/float
+        stack: list[list[Any]] = []  # per open collection: [container, key, has_key]
+        root: object = None
+        documents = 0
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            value: object
+            if kind is events.ScalarEvent:
+                if event.anchor is not None:
+                    raise _Unusual
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = loader.resolve(ScalarNode, event.value, event.implicit)
+                if tag == _STR:
+                    value = event.value
+                elif tag in _SCALARS:
+                    key = (tag, event.value)
+                    if key not in made:
+                        made[key] = loader.yaml_constructors[tag](loader, ScalarNode(tag, event.value))
+                    value = made[key]
+                else:
+                    raise _Unusual
+            elif kind is events.MappingStartEvent or kind is events.SequenceStartEvent:
+                mapping = kind is events.MappingStartEvent
+                if event.anchor is not None or event.tag not in (None, "!", _MAP if mapping else _SEQ):
+                    raise _Unusual
+                stack.append([{} if mapping else [], None, False])
+                continue
+            elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
+                value = stack.pop()[0]
+            elif kind is events.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _Unusual
+                continue
+            elif kind is events.StreamEndEvent:
+                return root
+            elif kind is events.StreamStartEvent or kind is events.DocumentEndEvent:
+                continue
+            else:  # an alias
+                raise _Unusual
+            if not stack:
+                root = value
+                continue
+            top = stack[-1]
+            container = top[0]
+            if type(container) is list:
+                container.append(value)
+            elif not top[2]:
+                if type(value) in (dict, list) or value in container:
+                    raise _Unusual  # a complex key, or a duplicate (the full loader says where)
+                top[1], top[2] = value, True
+            else:
+                container[top[1]] = value
+                top[1], top[2] = None, False
+    finally:
+        loader.dispose()
+
+
 def _yaml_error_message(path: Path, exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = f":{mark.line + 1}" if mark is not None else ""
@@ -494,7 +735,7 @@ def _line_of(text: str, keys: tuple[object, ...]) -> int:
     import yaml
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return 1
     line = 1

@@ -12,6 +12,7 @@ Two forms, as in DSPy:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ class Field:
         return self.prefix or _default_label(self.name)
 
 
+@functools.lru_cache(maxsize=1024)  # every prompt rendered and every reply parsed asks for each field's label
 def _default_label(name: str) -> str:
     words = name.replace("_", " ").strip()
     return words[:1].upper() + words[1:] + ":"

@@ -17,6 +17,7 @@ Contents
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,10 @@ __all__ = [
     "RegressionResult",
     "ThresholdResult",
     "Verdict",
+    "binary_threshold_verdict",
     "clustered_mean_interval",
     "mcnemar_exact_p",
+    "mcnemar_regression",
     "norm_ppf",
     "paired_t_p",
     "regression_test",
@@ -293,6 +296,7 @@ def clustered_mean_interval(
 # --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # the gate asks again for the same counts, chunk after chunk
 def mcnemar_exact_p(b: int, c: int) -> float:
     """One-sided exact McNemar p-value that the new version is worse.
 
@@ -373,25 +377,46 @@ def regression_test(
     larger than ``min_drop``.
     """
     _differences(before, after)  # validates lengths
-    before_mean, after_mean = _mean(before), _mean(after)
-    drop = before_mean - after_mean
-    b = c = None
     if _is_binary(before) and _is_binary(after):
         b = sum(1 for x, y in zip(before, after, strict=True) if x == 1.0 and y == 0.0)
         c = sum(1 for x, y in zip(before, after, strict=True) if x == 0.0 and y == 1.0)
-        method: Literal["mcnemar", "paired_t"] = "mcnemar"
-        p_value = mcnemar_exact_p(b, c)
-    else:
-        method = "paired_t"
-        p_value = paired_t_p(before, after)
+        return mcnemar_regression(len(before), sum(x == 1.0 for x in before), sum(y == 1.0 for y in after), b, c, min_drop, alpha)
+    before_mean, after_mean = _mean(before), _mean(after)
+    drop = before_mean - after_mean
+    p_value = paired_t_p(before, after)
     significant = p_value < alpha
     return RegressionResult(
         drop=drop,
         p_value=p_value,
-        method=method,
+        method="paired_t",
         significant=significant,
         regressed=significant and drop > min_drop,
         n=len(before),
+        before_mean=before_mean,
+        after_mean=after_mean,
+    )
+
+
+def mcnemar_regression(
+    n: int, before_successes: int, after_successes: int, b: int, c: int, min_drop: float = 0.02, alpha: float = 0.05
+) -> RegressionResult:
+    """:func:`regression_test` of ``n`` paired 0/1 scores from their counts: the successes
+    before and after, ``b`` (passed before, fail now) and ``c`` (failed before, pass now).
+
+    The same result as from the lists, in constant time (the gate asks after every chunk).
+    """
+    before_mean = before_successes / n if n else 0.0
+    after_mean = after_successes / n if n else 0.0
+    drop = before_mean - after_mean
+    p_value = mcnemar_exact_p(b, c)
+    significant = p_value < alpha
+    return RegressionResult(
+        drop=drop,
+        p_value=p_value,
+        method="mcnemar",
+        significant=significant,
+        regressed=significant and drop > min_drop,
+        n=n,
         before_mean=before_mean,
         after_mean=after_mean,
         b=b,
@@ -469,16 +494,12 @@ def threshold_verdict(
     n = len(examples)
     if n == 0:
         return ThresholdResult(_verdict(0.0, 1.0, threshold), 0.0, 0.0, 1.0, 0, None)
-    z = _z(confidence, one_sided=True)
     if all(len(ex) == 1 for ex in examples) and _is_binary(ex[0] for ex in examples):
-        successes = sum(int(ex[0]) for ex in examples)
-        mean = successes / n
-        lower, upper = wilson_interval(successes, n, confidence, one_sided=True)
-        n_eff = float(n)
-    else:
-        means = _example_means(examples)
-        mean, lower, upper = clustered_mean_interval(examples, confidence, one_sided=True)
-        n_eff = _effective_n(means, confidence, one_sided=True)
+        return binary_threshold_verdict(sum(int(ex[0]) for ex in examples), n, threshold, confidence)
+    z = _z(confidence, one_sided=True)
+    means = _example_means(examples)
+    mean, lower, upper = clustered_mean_interval(examples, confidence, one_sided=True)
+    n_eff = _effective_n(means, confidence, one_sided=True)
     return ThresholdResult(
         verdict=_verdict(lower, upper, threshold),
         score=mean,
@@ -486,4 +507,22 @@ def threshold_verdict(
         upper=upper,
         n=n,
         needed_n=_needed_n(mean, n_eff / n, threshold, z),
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # the gate asks for the same counts in every target
+def binary_threshold_verdict(successes: int, n: int, threshold: float, confidence: float = 0.95) -> ThresholdResult:
+    """:func:`threshold_verdict` of ``n`` single 0/1 scores, ``successes`` of them 1, from the
+    counts (Wilson bounds), in constant time."""
+    if n == 0:
+        return ThresholdResult(_verdict(0.0, 1.0, threshold), 0.0, 0.0, 1.0, 0, None)
+    mean = successes / n
+    lower, upper = wilson_interval(successes, n, confidence, one_sided=True)
+    return ThresholdResult(
+        verdict=_verdict(lower, upper, threshold),
+        score=mean,
+        lower=lower,
+        upper=upper,
+        n=n,
+        needed_n=_needed_n(mean, 1.0, threshold, _z(confidence, one_sided=True)),
     )

@@ -15,6 +15,7 @@ set. Parsing therefore treats the reply as the text that follows that label.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,8 +98,7 @@ def _split_labelled(text: str, outputs: Sequence[Field], stop_labels: Sequence[s
 
     A line that starts with an input label (the model inventing the next example) ends the reply.
     """
-    labels = [f.label for f in outputs] + list(stop_labels)
-    pattern = re.compile(r"^\s*(" + "|".join(re.escape(label) for label in labels) + ")", re.IGNORECASE | re.MULTILINE)
+    pattern = _label_pattern(tuple(f.label for f in outputs) + tuple(stop_labels))
     by_label = {f.label.lower(): f.name for f in outputs}
     values: dict[str, str] = {}
     matches = list(pattern.finditer(text))
@@ -110,3 +110,9 @@ def _split_labelled(text: str, outputs: Sequence[Field], stop_labels: Sequence[s
         if name not in values:
             values[name] = text[match.end() : end].strip()
     return values
+
+
+@functools.lru_cache(maxsize=256)  # one per signature in practice; every reply parsed needs it
+def _label_pattern(labels: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of ``labels`` at the start of a line (after blanks), case-insensitive."""
+    return re.compile(r"^\s*(" + "|".join(re.escape(label) for label in labels) + ")", re.IGNORECASE | re.MULTILINE)

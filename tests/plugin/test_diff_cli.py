@@ -173,6 +173,16 @@ def test_invalid_lockfile_is_an_error_naming_file_and_line(pytester: pytest.Pyte
     assert "pytest-mipro diff: error: " in result.stderr.str() and message in result.stderr.str()
 
 
+def test_unreadable_lockfiles_are_one_line_errors(pytester: pytest.Pytester) -> None:
+    (pytester.path / "latin1.lock").write_bytes(b"version: 1\ntargets: {caf\xe9: 1}\n")
+    (pytester.path / "folder.lock").mkdir()
+
+    for name, message in [("latin1.lock", "latin1.lock:2: not UTF-8 text"), ("folder.lock", "folder.lock is a directory")]:
+        result = diff(pytester, EXAMPLE_LOCK, pytester.path / name)
+        assert result.ret == 2
+        assert message in result.stderr.str() and "Traceback" not in result.stderr.str()
+
+
 def test_missing_lockfile_is_an_error(pytester: pytest.Pytester) -> None:
     result = diff(pytester, pytester.path / "nope.lock", EXAMPLE_LOCK)
 

@@ -95,3 +95,27 @@ def test_lockfile_with_an_unknown_version_names_its_line(project: Project) -> No
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*prompts.lock:2: unsupported lockfile version 7; this pytest-mipro writes version 1*"])
+
+
+@pytest.mark.parametrize("mode", [[], ["--mipro-check"], ["--mipro-optimize"]], ids=["gate", "check", "optimize"])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("not_utf8", "*prompts.lock:3: not UTF-8 text (byte 0xff); lockfiles are UTF-8: *"),
+        ("directory", "*prompts.lock is a directory, not a lockfile; point --mipro-lockfile (or load_lock) at a file*"),
+    ],
+    ids=["not_utf8", "directory"],
+)
+def test_an_unreadable_lockfile_is_a_one_line_error_not_an_internal_error(
+    project: Project, mode: list[str], make: str, message: str
+) -> None:
+    if make == "not_utf8":
+        project.lockfile.write_bytes(b"version: 1\ntargets:\n  food: \xff\n")
+    else:
+        project.lockfile.mkdir()
+
+    result = project.run(*mode)
+
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret not in (0, pytest.ExitCode.INTERNAL_ERROR)
+    result.stdout.fnmatch_lines([message])

@@ -102,3 +102,15 @@ def test_evaluate_scores_parse_failures_zero_and_counts_them(fake_model: Any) ->
     assert [r.score for r in result.results] == [1.0, 0.0, 1.0, 0.0]
     assert [r.failed for r in result.results] == [False, True, False, True]
     assert calls == ["good 1", "good 2"]  # the metric never sees an unparsed prediction
+
+
+def test_parsing_many_replies_builds_the_label_pattern_once() -> None:
+    """Every scored example parses a reply: the labels' regex is built once per signature, not per reply."""
+    from pytest_mipro.adapters.fields import _label_pattern
+
+    _label_pattern.cache_clear()
+    for i in range(200):
+        assert ADAPTER.parse(Route(), f"Team: team {i}") == {"team": f"team {i}"}
+
+    info = _label_pattern.cache_info()
+    assert (info.misses, info.hits) == (1, 199)

@@ -140,3 +140,17 @@ def test_example_inputs_must_be_marked(fake_model: Any) -> None:
     devset = [Example(item="apple", kind="fruit")]  # no with_inputs: an error for that example
     result = Evaluate(devset=devset, metric=exact_match)(Predict("item -> kind", lm=lm))
     assert result.errors == 1 and "with_inputs" in str(result.results[0].error)
+
+
+def test_metric_values_other_than_bool_int_float_still_count_when_they_convert_to_float() -> None:
+    """bool/int/float take a fast path; anything else with __float__ (numpy scalars) still scores, a string does not."""
+    from fractions import Fraction
+
+    from pytest_mipro.example import Prediction
+    from pytest_mipro.optimizer.evaluate import metric_score
+
+    example, prediction = Example(q="x", a="y").with_inputs("q"), Prediction(a="y")
+    for value, expected in ((True, 1.0), (0, 0.0), (0.5, 0.5), (Fraction(1, 4), 0.25)):
+        assert metric_score(lambda ex, pred, trace=None, v=value: v, example, prediction) == expected
+    with pytest.raises(ValueError, match="must return a bool or a number"):
+        metric_score(lambda ex, pred, trace=None: "1", example, prediction)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -173,3 +175,85 @@ def test_stopping_early_never_changes_the_verdict(
     if result.curtailed:
         assert threshold is not None or before is not None
         assert result.evaluated < n
+
+
+def test_an_unchanged_gate_rerun_makes_no_lm_call_after_an_early_stop(fake_model: Callable[..., Any]) -> None:
+    """The first run stops once the verdict is settled; reruns score what is cached and stop
+    at the first chunk that would need a call, instead of paying for one more chunk each time."""
+    from pytest_mipro import Example, Predict
+    from pytest_mipro.declaration import Target
+    from pytest_mipro.gate import GatePolicy, run_gate
+    from pytest_mipro.scoring import RunConfig, target_fingerprint
+
+    model = fake_model("Answer: yes")
+    examples = [Example(q=f"question {i}", answer="yes").with_inputs("q") for i in range(80)]
+    target = Target(name="t", program=Predict("q -> answer"), examples=examples, metric=lambda ex, pred, trace=None: pred.answer == "yes")
+    entry = LockEntry(
+        name="t",
+        predictors={"self": PredictorLock("q -> answer", "", [])},
+        score=1.0,
+        fingerprint=target_fingerprint(target, model.lm()),
+    )  # no per-example results: the threshold alone decides, and it settles early
+    run = RunConfig(task_lm=model.lm())
+
+    first = run_gate(target, entry, run, GatePolicy(threshold=0.5))
+    calls = model.calls
+    again = [run_gate(target, entry, run, GatePolicy(threshold=0.5)) for _ in range(3)]
+
+    assert first.judgement.verdict == PASS and first.judgement.evaluated < 80  # stopped early
+    assert calls == first.judgement.evaluated and model.calls == calls
+    assert all(r.judgement.verdict == PASS and r.evaluation.calls == 0 for r in again)
+    assert all(r.judgement.evaluated == first.judgement.evaluated for r in again)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(min_value=1, max_value=60),
+    threshold=st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+    paired=st.booleans(),
+    min_drop=st.sampled_from([0.0, 0.02, 0.1]),
+)
+def test_the_completions_judged_from_counts_equal_those_judged_from_the_lists(
+    data: st.DataObject, n: int, threshold: float | None, paired: bool, min_drop: float
+) -> None:
+    binary = st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)
+    after, before = data.draw(binary), data.draw(binary) if paired else None
+    scored = data.draw(st.sets(st.integers(min_value=0, max_value=n - 1)))
+    judge_ = GateJudge(n, threshold=threshold, before=before, min_drop=min_drop)
+    for index in scored:
+        judge_.add(index, [after[index]])
+
+    for fill in (0.0, 1.0):
+        completed = [[after[i]] if i in scored else [fill] for i in range(n)]
+        assert judge_._completed(fill) == judge(completed, threshold=threshold, before=before, min_drop=min_drop)
+
+
+def test_asking_whether_the_verdict_is_settled_does_not_rejudge_every_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate asks after every chunk: with one 0/1 score per example the answer comes from
+    running counts, not from judging all N examples again (which made a gate O(N^2/chunk))."""
+    import pytest_mipro.gate as gate_module
+    import pytest_mipro.stats as stats_module
+
+    calls = {"judge": 0, "as_example": 0}
+    real_judge, real_as_example = gate_module.judge, stats_module._as_example
+
+    def counting_judge(*args: Any, **kwargs: Any) -> Any:
+        calls["judge"] += 1
+        return real_judge(*args, **kwargs)
+
+    def counting_as_example(*args: Any) -> Any:
+        calls["as_example"] += 1
+        return real_as_example(*args)
+
+    monkeypatch.setattr(gate_module, "judge", counting_judge)
+    monkeypatch.setattr(stats_module, "_as_example", counting_as_example)
+    n = 1000
+    judge_ = GateJudge(n, threshold=0.5, before=[1.0] * n, min_drop=0.02)
+    for i in range(n - 1):
+        judge_.add(i, [1.0])
+        judge_.settled()
+
+    assert calls == {"judge": 0, "as_example": 0}
+    judge_.add(n - 1, [1.0])
+    assert judge_.settled() is not None and calls["judge"] == 1  # complete: judged once, from the lists

@@ -90,7 +90,7 @@ def test_never_scored_entry_writes_null_and_reads_nan() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("version: 1\ntargets:\n  t:\n    score: [1\n    n: 2\n", r"^p\.lock:5: malformed lockfile: expected ',' or '\]'"),
+        ("version: 1\ntargets:\n  t:\n    score: [1\n    n: 2\n", r"^p\.lock:5: malformed lockfile: (did not find )?expected ',' or '\]'"),
         ("version: 1\ntargets:\n\tt: {}\n", r"^p\.lock:3: malformed lockfile"),
         ("- a\n- b\n", r"^p\.lock:1: expected a mapping with 'version' and 'targets', got list"),
         ("# c\nversion: 2\ntargets: {}\n", r"^p\.lock:2: unsupported lockfile version 2"),
@@ -253,3 +253,251 @@ def test_malformed_bounds_name_the_target(tmp_path: Path) -> None:
 
     with pytest.raises(LockfileError, match=r"target 'triage': 'bounds' must be a \[lower, upper\] pair"):
         Lockfile.read(path)
+
+
+# ------------------------------------------------------------ scale: one parse per file version
+
+
+def many_targets(path: Path, n: int, examples: int = 200) -> Lockfile:
+    ids = tuple(f"ex{i:04d}" for i in range(examples))
+    scores = tuple(float(i % 2) for i in range(examples))
+    lock = Lockfile(path, {f"t{i:03d}": entry(f"t{i:03d}", results=ExampleScores(ids, scores)) for i in range(n)})
+    lock.write()
+    return lock
+
+
+@pytest.fixture
+def yaml_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every YAML parse from now on (``safe_load`` goes through ``yaml.load``), by kind:
+    "events" (the lock's own fast read), "load" (PyYAML's loader), "compose" (a line lookup)."""
+    import pytest_mipro.lockfile as lockfile_module
+
+    calls: list[str] = []
+    load, compose, events = yaml.load, yaml.compose, lockfile_module._load_from_events
+
+    def counting_events(text: str) -> object:
+        calls.append("events")
+        return events(text)
+
+    def counting_load(*args: object, **kwargs: object) -> object:
+        calls.append("load")
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_compose(*args: object, **kwargs: object) -> object:
+        calls.append("compose")
+        return compose(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml, "load", counting_load)
+    monkeypatch.setattr(yaml, "compose", counting_compose)
+    monkeypatch.setattr(lockfile_module, "_load_from_events", counting_events)
+    return calls
+
+
+def test_reading_a_large_lock_parses_it_once_not_once_per_target(tmp_path: Path, yaml_parses: list[str]) -> None:
+    written = many_targets(tmp_path / "prompts.lock", 60)
+
+    read = Lockfile.read(tmp_path / "prompts.lock")
+
+    assert yaml_parses == ["events"]  # no line lookup (a compose) per target when nothing is wrong
+    assert read.entries == written.entries
+
+
+def test_load_lock_of_every_target_parses_the_file_once(tmp_path: Path, yaml_parses: list[str]) -> None:
+    many_targets(tmp_path / "prompts.lock", 40)
+
+    for i in range(40):
+        Predict("ticket -> team").load_lock(tmp_path / "prompts.lock", f"t{i:03d}")
+
+    assert yaml_parses == ["events"]
+
+
+def test_a_changed_file_is_parsed_again(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    lock = many_targets(path, 3)
+    Lockfile.read(path)
+
+    lock.merged({"t001": entry("t001", "Changed.")}).write()  # a new file (os.replace)
+    assert Lockfile.read(path).require("t001").predictors["self"].instructions == "Changed."
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Changed.", "Chang3d."), encoding="utf-8")  # in place, same size, same tick
+    assert Lockfile.read(path).require("t001").predictors["self"].instructions == "Chang3d."
+
+    assert yaml_parses == ["events"] * 3
+
+
+def test_a_racy_cached_file_is_compared_by_content_until_its_times_can_be_trusted(
+    tmp_path: Path, yaml_parses: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 2)
+    Lockfile.read(path)
+    Lockfile.read(path)  # just written: checked by content, which is the same
+    assert yaml_parses == ["events"]
+
+    monkeypatch.setattr("pytest_mipro.lockfile._ParsedFiles.RACY_NS", 0)
+    Lockfile.read(path)
+    assert yaml_parses == ["events"]
+
+
+def test_callers_cannot_change_the_cached_lock(tmp_path: Path) -> None:
+    many_targets(tmp_path / "prompts.lock", 2)
+    Lockfile.read(tmp_path / "prompts.lock").entries.pop("t000")
+
+    assert set(Lockfile.read(tmp_path / "prompts.lock").entries) == {"t000", "t001"}
+
+
+def test_an_error_in_the_last_of_many_targets_still_names_its_line(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 30)
+    path.write_text(path.read_text(encoding="utf-8") + "  zz: {score: 1}\n", encoding="utf-8")
+    line = path.read_text(encoding="utf-8").splitlines().index("  zz: {score: 1}") + 1
+
+    with pytest.raises(LockfileError, match=rf"prompts\.lock:{line}: target 'zz' has no program, fingerprint"):
+        Lockfile.read(path)
+    assert yaml_parses == ["events", "compose"]  # the line is looked up once, for the error
+
+
+# ------------------------------------------------------------ duplicate keys and unreadable files
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "version: 1\ntargets:\n  t:\n    score: 1.0\n    n: 3\n    score: 0.1\n",
+            r"^p\.lock:6: malformed lockfile: duplicate key 'score' \(first on line 4\); keep one of them",
+        ),
+        (
+            "version: 1\ntargets:\n  a: {score: 1}\n  b: {score: 1}\n  a: {score: 2}\n",
+            r"^p\.lock:5: malformed lockfile: duplicate key 'a' \(first on line 3\)",
+        ),
+        ("version: 1\nversion: 1\ntargets: {}\n", r"^p\.lock:2: malformed lockfile: duplicate key 'version'"),
+    ],
+)
+def test_duplicate_keys_are_refused_naming_the_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(LockfileError, match=message):
+        Lockfile.parse(text, "p.lock")
+
+
+def test_yaml_merge_keys_are_not_duplicates() -> None:
+    text = "version: 1\nbase: &b {x: 1}\ntargets:\n  t:\n    <<: *b\n    x: 2\n"
+    with pytest.raises(LockfileError, match="target 't' has no program"):  # read past the mapping
+        Lockfile.parse(text, "p.lock")
+
+
+def test_a_lock_that_is_not_utf8_names_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.lock"
+    path.write_bytes(b"version: 1\ntargets:\n  t:\n    program: caf\xe9\n")
+
+    with pytest.raises(LockfileError, match=r"prompts\.lock:4: not UTF-8 text \(byte 0xe9\); lockfiles are UTF-8: fix the encoding"):
+        Lockfile.read(path)
+
+
+def test_a_lock_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LockfileError, match=r"is a directory, not a lockfile; point --mipro-lockfile \(or load_lock\) at a file"):
+        Lockfile.read(tmp_path, missing_ok=True)
+
+
+def test_a_lock_without_read_permission_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "prompts.lock"
+    many_targets(path, 1)
+
+    def denied(self: Path, *args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)  # chmod 0 does not stop root, who may run this
+    with pytest.raises(LockfileError, match=r"prompts\.lock cannot be read \(permission denied\); give this user read access"):
+        Lockfile.read(path)
+
+
+def test_a_broken_lock_is_parsed_once_however_often_it_is_read(tmp_path: Path, yaml_parses: list[str]) -> None:
+    path = tmp_path / "prompts.lock"
+    path.write_text("version: 1\ntargets:\n  t: {score: 1}\n", encoding="utf-8")
+
+    for _ in range(20):  # a run asks once per target
+        with pytest.raises(LockfileError, match=r"prompts\.lock:3: target 't' has no program"):
+            Lockfile.read(path)
+
+    assert yaml_parses == ["events", "compose"]
+
+
+# ------------------------------------------------------------ the fast read: the safe loader's data, without its nodes
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.sampled_from(["yes", "No", "~", "null", "0x1f", "0o17", "1_000", "1e3", ".inf", "-.Inf", "190:20:30"]),
+    st.sampled_from(["2001-12-14", "<<", "=", "!x"]),
+)
+_data = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.one_of(st.text(max_size=10), st.integers(), st.booleans()), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _full_load(text: str) -> object:
+    from pytest_mipro.lockfile import _loader
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_data, flow=st.sampled_from([None, True, False]), canonical=st.booleans())
+def test_the_fast_read_gives_what_the_safe_loader_gives(data: object, flow: bool | None, canonical: bool) -> None:
+    from pytest_mipro.lockfile import _load_from_events, _Unusual
+
+    text = yaml.safe_dump(data, default_flow_style=flow, canonical=canonical, allow_unicode=True)
+    try:
+        fast = _load_from_events(text)
+    except _Unusual:
+        return  # the full loader reads it
+    assert fast == _full_load(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x [1, 2]\nb: *x\n",  # anchors and aliases
+        "base: &b {x: 1}\nt:\n  <<: *b\n  y: 2\n",  # merge keys
+        "when: 2001-12-14\n",  # a timestamp
+        "s: !!set {a, b}\n",  # an explicit tag
+        "? [a, b]\n: 1\n",  # a complex key
+        "a: 1\na: 2\n",  # a duplicate key
+        "--- 1\n--- 2\n",  # two documents
+    ],
+)
+def test_unusual_yaml_is_left_to_the_full_loader(text: str) -> None:
+    from pytest_mipro.lockfile import _load_from_events, _Unusual
+
+    with pytest.raises(_Unusual):
+        _load_from_events(text)
+
+
+def test_reading_a_lock_builds_no_yaml_node_per_score_or_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock's per-example ids and scores are most of its scalars: the read builds values
+    from the parser's events, and a node only for each distinct non-string scalar."""
+    from yaml import nodes
+
+    path = tmp_path / "prompts.lock"
+    scores = tuple(float(i % 2) for i in range(200))
+    names = [f"t{i:03d}" for i in range(20)]
+    entries = {name: entry(name, results=ExampleScores(tuple(f"{name}-{j}" for j in range(200)), scores)) for name in names}
+    Lockfile(path, entries).write()
+    built: list[str] = []
+    for kind in (nodes.ScalarNode, nodes.CollectionNode):
+
+        def counting_init(self: nodes.Node, *args: object, _init: object = kind.__init__, **kwargs: object) -> None:
+            built.append(type(self).__name__)
+            _init(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(kind, "__init__", counting_init)
+    read = Lockfile.read(path)
+
+    assert read.entries == entries
+    assert len(built) < 50  # was one per scalar: more than 8,000 here
