@@ -147,10 +147,10 @@ def test_metric_values_other_than_bool_int_float_still_count_when_they_convert_t
     from fractions import Fraction
 
     from pytest_mipro.example import Prediction
-    from pytest_mipro.optimizer.evaluate import metric_score
+    from pytest_mipro.optimizer.evaluate import MetricError, metric_score
 
     example, prediction = Example(q="x", a="y").with_inputs("q"), Prediction(a="y")
     for value, expected in ((True, 1.0), (0, 0.0), (0.5, 0.5), (Fraction(1, 4), 0.25)):
         assert metric_score(lambda ex, pred, trace=None, v=value: v, example, prediction) == expected
-    with pytest.raises(ValueError, match="must return a bool or a number"):
+    with pytest.raises(MetricError, match="must return a bool or a number"):
         metric_score(lambda ex, pred, trace=None: "1", example, prediction)
