@@ -273,12 +273,18 @@ def _demos(lock: PredictorLock, diff: PredictorDiff | None) -> str:
         css = "demo added" if key in added else "demo"
         if key in added:
             added.remove(key)
-        items.append(f"<div class='{css}'>{_fields(demo)}</div>")
+        items.append(f"<div class='{css}'>{_demo_fields(demo)}</div>")
     if diff is not None:
-        items += [f"<div class='demo removed'><del>{_fields(d)}</del></div>" for d in diff.demos_removed]
+        items += [f"<div class='demo removed'><del>{_demo_fields(d)}</del></div>" for d in diff.demos_removed]
     if not items:
         return "<p class='muted small'>No demos.</p>"
     return f"<p class='small'><b>Demos ({len(lock.demos)})</b></p>" + "".join(items)
+
+
+def _demo_fields(demo: Mapping[str, object]) -> str:
+    """A demo's fields; dspy's ``augmented`` marker (never sent to the model) becomes a tag."""
+    tag = "<span class='muted small'>bootstrapped from a teacher run</span>" if demo.get("augmented") else ""
+    return _fields({k: v for k, v in demo.items() if k != "augmented"}) + tag
 
 
 def _fields(values: Mapping[str, object] | object, exclude: Mapping[str, object] | None = None) -> str:

@@ -180,6 +180,7 @@ def test_every_section_of_every_target_renders(chromium: Chromium, report: Path,
     demos = _find_all(produce_prompt, "div", "demo")
     assert len(demos) == 3 and all("added" in d.classes for d in demos)
     assert "item: pear 0" in demos[0].text and "kind: fruit" in demos[0].text
+    assert not any("augmented:" in d.text for d in demos)  # dspy's marker is a tag, not a field sent to the model
     assert "No demos." in _find(target(page, "food"), "section", "prompt").text
 
     # Nothing from the network: no http(s) or protocol-relative src/href anywhere.
