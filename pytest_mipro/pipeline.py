@@ -66,6 +66,7 @@ from .selection import holdout_decision, prefer_shorter
 
 HOLDOUT_FRACTION = 0.25
 MIN_EXAMPLES_TO_SPLIT = 40  # below this a quarter is too few examples to show a real improvement
+RETRY_HEADROOM = 0.25  # of a hard budget's reserve for the final evaluations: retried requests count as calls
 _MIN_TRAIN = 2  # MIPROv2 needs two training examples when it splits off its own valset
 
 
@@ -673,7 +674,10 @@ def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tupl
     if max_calls is None and max_cost is None:
         return None, plan
     predictors = len(target.program.predictors())
-    reserve = predictors * (_search_valset_size(split.search) + 2 * len(split.examples))
+    final_calls = predictors * (_search_valset_size(split.search) + 2 * len(split.examples))
+    # Retried requests count too: a quarter more keeps a flaky provider's retries from
+    # leaving the final evaluations short (and the run without a lock entry).
+    reserve = math.ceil(final_calls * (1 + RETRY_HEADROOM))
     # A cost limit holds back the reserve's calls at the mean price so far; released in select().
     budget = Budget(max_calls=max_calls, max_cost=max_cost, held_calls=reserve if max_cost is not None else 0)  # type: ignore[arg-type]  # checked by the declaration
     if not isinstance(max_calls, int):
@@ -681,8 +685,9 @@ def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tupl
     if max_calls <= reserve:
         raise ConfigError(
             f"mipro target {target.name!r}: max_lm_calls={max_calls} cannot pay for the final evaluations "
-            f"(up to {reserve} calls: the pick on {_search_valset_size(split.search)} validation examples and two "
-            f"programs on {len(split.examples)} holdout examples) and leave any for the search; raise the budget above {reserve}"
+            f"({final_calls} calls: the pick on {_search_valset_size(split.search)} validation examples and two "
+            f"programs on {len(split.examples)} holdout examples, plus {reserve - final_calls} for retries) and leave any "
+            f"for the search; raise the budget above {reserve}"
         )
     return budget, replace(plan, init={**plan.init, "max_lm_calls": max_calls - reserve})
 

@@ -121,5 +121,6 @@ def test_budget_limits_the_calls_of_a_target(project: Project) -> None:
     result.assert_outcomes(passed=1)
     entry = project.lock()["targets"]["food"]
     assert entry["optimizer"].get("stopped_by_budget") is True
-    assert entry["counts"]["calls"] == 20
-    assert project.lm_calls("task") + project.lm_calls("prompt") == 20  # the final evaluation was cached
+    sent = project.lm_calls("task") + project.lm_calls("prompt")
+    assert 12 < sent <= 20  # the search stopped leaving 12 (9 for the final evaluations and their retries)
+    assert entry["counts"]["calls"] == sent
