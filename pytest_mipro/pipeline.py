@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -63,6 +64,8 @@ from .scoring import (
     target_fingerprint,
 )
 from .selection import holdout_decision, prefer_shorter
+
+log = logging.getLogger("pytest_mipro")
 
 HOLDOUT_FRACTION = 0.25
 MIN_EXAMPLES_TO_SPLIT = 40  # below this a quarter is too few examples to show a real improvement
@@ -461,7 +464,7 @@ class Selected:
 def select(target: Target, split: HoldoutSplit, searched: Searched, current: LockEntry | None, run: RunConfig) -> Selected:
     """The one-standard-error rule over the search's candidates, then the holdout check."""
     best = Pick(searched.result.program, evaluate_program(target, searched.result.program, searched.valset, run))
-    pick, one_se, shorter = _shortest_close(target, best, searched, run)
+    pick, one_se, shorter = _shortest_close(target, split, best, searched, run)
     spent = best.evaluation.counts + shorter
     decision: HoldoutVerdict | None = None
     holdout: dict[str, object] = {}
@@ -472,7 +475,9 @@ def select(target: Target, split: HoldoutSplit, searched: Searched, current: Loc
     return Selected(pick, selection, holdout, spent)
 
 
-def _shortest_close(target: Target, best: Pick, searched: Searched, run: RunConfig) -> tuple[Pick, ShorterPick | None, Counts]:
+def _shortest_close(
+    target: Target, split: HoldoutSplit, best: Pick, searched: Searched, run: RunConfig
+) -> tuple[Pick, ShorterPick | None, Counts]:
     candidates = searched.result.candidates
     if len(candidates) < 2:
         return best, None, Counts()
@@ -480,6 +485,12 @@ def _shortest_close(target: Target, best: Pick, searched: Searched, run: RunConf
     note = ShorterPick(chosen.score, chosen.prompt_chars, top.score, top.prompt_chars)
     if same_prompts(chosen.program, best.program):
         return best, note, Counts()
+    # Optional: the budget's reserve covers what must follow (the holdout check), not this.
+    must_follow = _final_calls(target, split) - len(target.program.predictors()) * len(searched.valset)
+    extra = len(target.program.predictors()) * len(searched.valset)
+    if not _affordable(math.ceil((extra + must_follow) * (1 + RETRY_HEADROOM))):
+        log.info("mipro target %r: the budget left does not cover scoring a shorter close candidate; keeping the best", target.name)
+        return best, None, Counts()
     evaluation = evaluate_program(target, chosen.program, searched.valset, run)
     return Pick(chosen.program, evaluation), note, evaluation.counts
 
@@ -673,8 +684,7 @@ def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tupl
     max_calls, max_cost = plan.init.get("max_lm_calls"), plan.init.get("max_cost")
     if max_calls is None and max_cost is None:
         return None, plan
-    predictors = len(target.program.predictors())
-    final_calls = predictors * (_search_valset_size(split.search) + 2 * len(split.examples))
+    final_calls = _final_calls(target, split)
     # Retried requests count too: a quarter more keeps a flaky provider's retries from
     # leaving the final evaluations short (and the run without a lock entry).
     reserve = math.ceil(final_calls * (1 + RETRY_HEADROOM))
@@ -685,11 +695,25 @@ def target_budget(target: Target, split: HoldoutSplit, plan: SearchPlan) -> tupl
     if max_calls <= reserve:
         raise ConfigError(
             f"mipro target {target.name!r}: max_lm_calls={max_calls} cannot pay for the final evaluations "
-            f"({final_calls} calls: the pick on {_search_valset_size(split.search)} validation examples and two "
-            f"programs on {len(split.examples)} holdout examples, plus {reserve - final_calls} for retries) and leave any "
-            f"for the search; raise the budget above {reserve}"
+            f"({final_calls} calls: the pick on {_search_valset_size(split.search)} validation examples"
+            + (f", two programs on {len(split.examples)} holdout examples, the one kept on validation" if split.examples else "")
+            + f", plus {reserve - final_calls} for retries) and leave any for the search; raise the budget above {reserve}"
         )
     return budget, replace(plan, init={**plan.init, "max_lm_calls": max_calls - reserve})
+
+
+def _final_calls(target: Target, split: HoldoutSplit) -> int:
+    """The most calls selection must make after the search, the one-standard-error pick aside
+    (it is only scored when the budget affords it): the pick on the validation set and, with a
+    holdout, the pick and the current program on it, and the one kept on the validation set."""
+    valset = _search_valset_size(split.search)
+    per_predictor = valset + (2 * len(split.examples) + valset if split.examples else 0)
+    return len(target.program.predictors()) * per_predictor
+
+
+def _affordable(calls: int) -> bool:
+    budget = config.current().budget
+    return budget is None or budget.affords(calls)
 
 
 def _degraded(searched: Searched, selected: Selected) -> bool:

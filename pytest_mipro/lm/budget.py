@@ -47,6 +47,17 @@ class Budget:
         if self.parent is not None:
             self.parent.add_cost(cost)
 
+    def affords(self, calls: int) -> bool:
+        """Whether ``calls`` more requests (at the mean cost so far, for a cost limit) fit in this
+        budget and the enclosing ones, held-back calls aside."""
+        with self._lock:
+            if self.max_calls is not None and self.calls + calls > self.max_calls:
+                return False
+            mean = self.cost / self.calls if self.calls else 0.0
+            if self.max_cost is not None and self.cost + calls * mean > self.max_cost:
+                return False
+        return self.parent is None or self.parent.affords(calls)
+
     def release_hold(self) -> None:
         """Let the calls held back for the end spend what is left."""
         with self._lock:

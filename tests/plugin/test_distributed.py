@@ -18,10 +18,10 @@ _original_write = Lockfile.write
 _ROLE = []
 
 
-def _logged_write(self):
+def _logged_write(self, *args, **kwargs):
     with open(os.environ["LOCK_WRITE_LOG"], "a") as handle:
         handle.write(_ROLE[-1] + "\\n")
-    _original_write(self)
+    _original_write(self, *args, **kwargs)
 
 
 def pytest_configure(config):

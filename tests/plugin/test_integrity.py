@@ -309,7 +309,7 @@ def test_a_budget_too_small_for_the_final_evaluations_is_an_error_before_any_lm_
     assert project.lm_calls("task") + project.lm_calls("prompt") == 0
 
 
-@pytest.mark.parametrize(("rows", "budget"), [(2, "15"), (8, "80")])  # 8 rows: 48 examples, a holdout of 12
+@pytest.mark.parametrize(("rows", "budget"), [(2, "15"), (8, "130")])  # 8 rows: 48 examples, a holdout of 12
 def test_no_request_beyond_the_budget_reaches_the_provider_and_the_lock_counts_them_all(
     project: Project, rows: int, budget: str
 ) -> None:

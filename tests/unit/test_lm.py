@@ -248,6 +248,18 @@ def test_a_cost_limit_holds_back_room_for_the_final_calls_until_released() -> No
         budget.reserve()
 
 
+def test_a_budget_says_whether_it_affords_more_calls_here_and_above() -> None:
+    outer = Budget(max_calls=10)
+    inner = Budget(max_cost=1.0, parent=outer)
+    for _ in range(4):
+        inner.reserve()
+        inner.add_cost(0.125)  # 0.5 spent in 4 calls
+    assert inner.affords(4) and not inner.affords(5)  # five more at the mean would cost 1.125
+    assert outer.affords(6) and not outer.affords(7)  # the calls were reserved in the enclosing budget too
+    assert not Budget(max_calls=10, calls=4, parent=None).affords(7)
+    assert not Budget(max_cost=5.0, parent=Budget(max_calls=10, calls=9)).affords(2)  # the enclosing one is short
+
+
 def test_configure_accepts_model_strings_and_restores_as_a_context_manager(fake_model: Any) -> None:
     outer, inner = fake_model("Answer: outer"), fake_model("Answer: inner")
     configure(lm=outer.model)
