@@ -42,7 +42,7 @@ def load_examples(
 def _read_records(path: Path) -> list[object]:
     if not path.exists():
         raise ConfigError(f"examples file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     if path.suffix == ".jsonl":
         return [_json_line(path, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if path.suffix in (".yaml", ".yml"):
@@ -64,6 +64,18 @@ def _read_records(path: Path) -> list[object]:
     if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a list of examples (or a mapping with an 'examples' list)")
     return data
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {exc.object[exc.start]:#04x}); save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"examples file {path} is a directory; give the path of a .yaml, .json or .jsonl file") from None
+    except OSError as exc:
+        raise ConfigError(f"examples file {path} cannot be read: {exc.strerror}") from None
 
 
 def _json_line(path: Path, number: int, line: str) -> object:

@@ -63,3 +63,15 @@ def test_missing_input_field_names_the_example(tmp_path: Path) -> None:
     path.write_text("- {q: a}\n- {a: b}\n")
     with pytest.raises(ConfigError, match=r"example 1 has no input field\(s\) \['q'\]"):
         load_examples(path, inputs=["q"])
+
+
+def test_an_examples_file_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.yaml"
+    path.write_bytes(b"- ticket: fine\n  team: billing\n- ticket: caf\xe9\n  team: account\n")
+    with pytest.raises(ConfigError, match=r"tickets\.yaml:3: not UTF-8 \(byte 0xe9\); save the file as UTF-8"):
+        load_examples(path, inputs=["ticket"])
+
+
+def test_an_examples_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_examples(tmp_path, inputs=["ticket"])
