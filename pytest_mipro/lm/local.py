@@ -17,10 +17,12 @@ output format. To keep such a model on that format:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,17 +85,30 @@ def _close_models() -> None:
 
 
 def _new_llama(path: str) -> Any:
-    """A ``Llama`` with llama.cpp's extra weight buffers (repacking, AMX) turned off.
+    """A ``Llama`` loaded with llama.cpp's extra weight buffers turned off (see :func:`plain_cpu_buffers`)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ConfigError(INSTALL_HINT) from exc
+    with plain_cpu_buffers():
+        # Prompt processing has its own thread count (every core by default): set both, or a
+        # process told to use one thread still spins a second one on each prompt.
+        threads = _threads()
+        return Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
+
+
+@contextlib.contextmanager
+def plain_cpu_buffers() -> Iterator[None]:
+    """While active, models llama.cpp loads use plain CPU weight buffers (no repacking, no AMX).
 
     On CPUs that report AMX, a source build of llama-cpp-python routes matrix products
     through ggml's AMX kernels, which segfault on the first decode where the kernel does not
-    grant AMX state (seen on Sapphire Rapids VMs). ``Llama`` exposes no switch for
-    ``use_extra_bufts``, so the default model parameters are swapped during the load only.
-    For a 270M model the plain CPU kernels are fast enough.
+    grant AMX state (seen on Sapphire Rapids VMs). Neither ``Llama`` nor llama-cpp-python's
+    server exposes a switch for ``use_extra_bufts``, so the default model parameters are
+    swapped. For a 270M model the plain CPU kernels are fast enough.
     """
     try:
         import llama_cpp.llama_cpp as native
-        from llama_cpp import Llama
     except ImportError as exc:
         raise ConfigError(INSTALL_HINT) from exc
     defaults = native.llama_model_default_params
@@ -105,10 +120,7 @@ def _new_llama(path: str) -> Any:
 
     native.llama_model_default_params = plain_buffers
     try:
-        # Prompt processing has its own thread count (every core by default): set both, or a
-        # process told to use one thread still spins a second one on each prompt.
-        threads = _threads()
-        return Llama(model_path=path, n_ctx=_CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
+        yield
     finally:
         native.llama_model_default_params = defaults
 
