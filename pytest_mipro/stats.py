@@ -381,20 +381,7 @@ def regression_test(
         b = sum(1 for x, y in zip(before, after, strict=True) if x == 1.0 and y == 0.0)
         c = sum(1 for x, y in zip(before, after, strict=True) if x == 0.0 and y == 1.0)
         return mcnemar_regression(len(before), sum(x == 1.0 for x in before), sum(y == 1.0 for y in after), b, c, min_drop, alpha)
-    before_mean, after_mean = _mean(before), _mean(after)
-    drop = before_mean - after_mean
-    p_value = paired_t_p(before, after)
-    significant = p_value < alpha
-    return RegressionResult(
-        drop=drop,
-        p_value=p_value,
-        method="paired_t",
-        significant=significant,
-        regressed=significant and drop > min_drop,
-        n=len(before),
-        before_mean=before_mean,
-        after_mean=after_mean,
-    )
+    return _regression(len(before), _mean(before), _mean(after), paired_t_p(before, after), "paired_t", min_drop, alpha)
 
 
 def mcnemar_regression(
@@ -407,13 +394,27 @@ def mcnemar_regression(
     """
     before_mean = before_successes / n if n else 0.0
     after_mean = after_successes / n if n else 0.0
+    return _regression(n, before_mean, after_mean, mcnemar_exact_p(b, c), "mcnemar", min_drop, alpha, b=b, c=c)
+
+
+def _regression(
+    n: int,
+    before_mean: float,
+    after_mean: float,
+    p_value: float,
+    method: Literal["mcnemar", "paired_t"],
+    min_drop: float,
+    alpha: float,
+    b: int | None = None,
+    c: int | None = None,
+) -> RegressionResult:
+    """The verdict of either test: a regression is significant *and* a drop larger than ``min_drop``."""
     drop = before_mean - after_mean
-    p_value = mcnemar_exact_p(b, c)
     significant = p_value < alpha
     return RegressionResult(
         drop=drop,
         p_value=p_value,
-        method="mcnemar",
+        method=method,
         significant=significant,
         regressed=significant and drop > min_drop,
         n=n,
