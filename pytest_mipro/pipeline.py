@@ -485,10 +485,9 @@ def _shortest_close(
     note = ShorterPick(chosen.score, chosen.prompt_chars, top.score, top.prompt_chars)
     if same_prompts(chosen.program, best.program):
         return best, note, Counts()
-    # Optional: the budget's reserve covers what must follow (the holdout check), not this.
-    must_follow = _final_calls(target, split) - len(target.program.predictors()) * len(searched.valset)
-    extra = len(target.program.predictors()) * len(searched.valset)
-    if not _affordable(math.ceil((extra + must_follow) * (1 + RETRY_HEADROOM))):
+    # Optional, so outside the budget's reserve: scoring it costs one more validation pass,
+    # as the best's did, so it and what must follow (the holdout check) cost the reserve again.
+    if not _affordable(math.ceil(_final_calls(target, split) * (1 + RETRY_HEADROOM))):
         log.info("mipro target %r: the budget left does not cover scoring a shorter close candidate; keeping the best", target.name)
         return best, None, Counts()
     evaluation = evaluate_program(target, chosen.program, searched.valset, run)
